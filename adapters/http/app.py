@@ -1,0 +1,148 @@
+"""The HTTP edge: aiohttp routes for the REST API, health and metrics.
+
+Routes call into the core (`Service`) and translate its answers to HTTP; they hold no business
+rules. Bodies are capped by aiohttp's `client_max_size` (413 before the body is buffered whole).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error
+from adapters.http.openapi import build_openapi
+from adapters.http.views import alert_view
+from alerts.cap import to_cap_xml
+from broadcaster.auth import require_role
+from broadcaster.errors import IntakeError
+from broadcaster.intake import PayloadFormat, Submission
+from broadcaster.ports import ApiToken, Role
+from broadcaster.service import Service
+
+SERVICE = web.AppKey("service", Service)
+
+_JSON_TYPES = {"application/json", "application/alert+json"}
+_CAP_TYPES = {"application/cap+xml", "application/xml", "text/xml"}
+_ANY_ROLE = (Role.ISSUER, Role.APPROVER, Role.RESPONDER, Role.ADMIN)
+
+
+def create_app(service: Service) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=service.settings.http.max_body_bytes
+    )
+    app[SERVICE] = service
+    app[MAX_BODY_BYTES] = service.settings.http.max_body_bytes
+    app.router.add_post("/v1/alerts", post_alert)
+    app.router.add_get("/v1/alerts", list_alerts)
+    app.router.add_get("/v1/alerts/{id}", get_alert)
+    app.router.add_get("/alerts/{id}.cap", get_alert_cap)
+    app.router.add_get("/openapi.json", get_openapi)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def _authenticate(request: web.Request, *roles: Role) -> ApiToken:
+    token = await request.app[SERVICE].authenticator.authenticate(
+        request.headers.get("Authorization"))
+    require_role(token, *roles)
+    return token
+
+
+async def post_alert(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    token = await _authenticate(request, Role.ISSUER)
+    content_type = request.content_type
+    if content_type in _JSON_TYPES:
+        fmt = PayloadFormat.JSON
+    elif content_type in _CAP_TYPES:
+        fmt = PayloadFormat.CAP
+    else:
+        return json_error(415, "unsupported_media_type",
+                          "send application/json or application/cap+xml")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise IntakeError("Idempotency-Key must be 1 to 200 characters",
+                          code="bad_idempotency_key")
+    body = await request.read()
+    if not body:
+        raise IntakeError("empty body", code="empty_body")
+    results = await service.intake.submit(Submission(
+        body=body, format=fmt, source="rest", actor=token.id, idempotency_key=key))
+    base = service.settings.http.base_url
+    created = any(r.created for r in results)
+    status = 201 if created else 200
+    if len(results) == 1:
+        view = alert_view(results[0].alert, base)
+        return web.json_response(view, status=status,
+                                 headers={"Location": f"/v1/alerts/{view['id']}"})
+    return web.json_response({"alerts": [alert_view(r.alert, base) for r in results]},
+                             status=status)
+
+
+def _int_query(request: web.Request, name: str, default: int | None,
+               low: int, high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise IntakeError(f"query parameter {name} must be an integer",
+                          code="bad_query") from None
+    if not low <= value <= high:
+        raise IntakeError(f"query parameter {name} must be between {low} and {high}",
+                          code="bad_query")
+    return value
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    await _authenticate(request, *_ANY_ROLE)
+    limit = _int_query(request, "limit", 50, 1, 500) or 50
+    before = _int_query(request, "before", None, 1, 2**62)
+    service = request.app[SERVICE]
+    rows = await service.store.list_alerts(limit=limit, before_seq=before)
+    base = service.settings.http.base_url
+    body: dict[str, Any] = {"alerts": [alert_view(r, base) for r in rows]}
+    if len(rows) == limit:
+        body["next"] = f"/v1/alerts?limit={limit}&before={rows[-1].seq}"
+    return web.json_response(body)
+
+
+async def get_alert(request: web.Request) -> web.Response:
+    await _authenticate(request, *_ANY_ROLE)
+    service = request.app[SERVICE]
+    stored = await service.store.get_alert(request.match_info["id"])
+    if stored is None:
+        return json_error(404, "not_found", "no such alert")
+    return web.json_response(alert_view(stored, service.settings.http.base_url))
+
+
+async def get_alert_cap(request: web.Request) -> web.Response:
+    """The alert as CAP 1.2 XML, public as the alert itself is (the feed's entries link here)."""
+    stored = await request.app[SERVICE].store.get_alert(request.match_info["id"])
+    if stored is None:
+        return json_error(404, "not_found", "no such alert")
+    return web.Response(body=to_cap_xml(stored.alert), content_type="application/cap+xml",
+                        charset="utf-8")
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_openapi(request.app[SERVICE].settings.http.base_url))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready, detail = await request.app[SERVICE].check_ready()
+    return web.json_response({"ready": ready, "checks": detail}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    payload = generate_latest(request.app[SERVICE].metrics.registry)
+    return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,57 @@
+"""Errors as JSON: every failure leaves as `{"error": code, "detail": text}`.
+
+Bad input is always a 4xx. A 500 means a bug in us: it is logged with its traceback and the
+client gets an opaque message (internals and secrets never reach a response).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from broadcaster.errors import AuthError, IntakeError, StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
+    413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid", 429: "rate_limited",
+}
+
+
+def json_error(status: int, code: str, detail: str,
+               headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": code, "detail": detail}, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except IntakeError as exc:
+        return json_error(exc.status, exc.code, exc.detail)
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": 'Bearer realm="broadcaster"'} if exc.status == 401 else None
+        return json_error(exc.status, exc.code, exc.detail, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        detail = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
+        if exc.status == 413:
+            detail = f"body larger than {request.app[MAX_BODY_BYTES]} bytes"
+        return json_error(exc.status, _CODES.get(exc.status, "http_error"), detail or "",
+                          {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None)
+    except StoreError as exc:
+        log.error("store unavailable during %s %s: %s", request.method, request.path, exc)
+        return json_error(503, "store_unavailable", "the database is unavailable; retry",
+                          {"Retry-After": "1"})
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return json_error(500, "internal", "internal error; it has been logged")

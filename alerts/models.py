@@ -1,0 +1,280 @@
+"""The alert domain model, aligned with OASIS CAP 1.2 (field names are CAP's, in snake_case).
+
+Contract:
+- An `Alert` that validates obeys the CAP 1.2 rules we can check without I/O: closed polygons of
+  at least four points, non-negative circle radii, timezone-aware times (whole seconds, as CAP's
+  dateTime pattern allows no fractions), `expires` after `sent`, Update/Cancel carry
+  `references`, Restricted scope carries `restriction`, Private scope carries `addresses`, and
+  identifiers contain none of the characters CAP forbids (space, comma, `<`, `&`).
+- Models are immutable (frozen) so they can be shared between tasks without copying.
+- Validation failures are pydantic `ValidationError`s whose locations name the offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+class Status(StrEnum):
+    ACTUAL = "Actual"
+    EXERCISE = "Exercise"
+    SYSTEM = "System"
+    TEST = "Test"
+    DRAFT = "Draft"
+
+
+class MsgType(StrEnum):
+    ALERT = "Alert"
+    UPDATE = "Update"
+    CANCEL = "Cancel"
+    ACK = "Ack"
+    ERROR = "Error"
+
+
+class Scope(StrEnum):
+    PUBLIC = "Public"
+    RESTRICTED = "Restricted"
+    PRIVATE = "Private"
+
+
+class Category(StrEnum):
+    GEO = "Geo"
+    MET = "Met"
+    SAFETY = "Safety"
+    SECURITY = "Security"
+    RESCUE = "Rescue"
+    FIRE = "Fire"
+    HEALTH = "Health"
+    ENV = "Env"
+    TRANSPORT = "Transport"
+    INFRA = "Infra"
+    CBRNE = "CBRNE"
+    OTHER = "Other"
+
+
+class ResponseType(StrEnum):
+    SHELTER = "Shelter"
+    EVACUATE = "Evacuate"
+    PREPARE = "Prepare"
+    EXECUTE = "Execute"
+    AVOID = "Avoid"
+    MONITOR = "Monitor"
+    ASSESS = "Assess"
+    ALL_CLEAR = "AllClear"
+    NONE = "None"
+
+
+class Urgency(StrEnum):
+    IMMEDIATE = "Immediate"
+    EXPECTED = "Expected"
+    FUTURE = "Future"
+    PAST = "Past"
+    UNKNOWN = "Unknown"
+
+
+class Severity(StrEnum):
+    EXTREME = "Extreme"
+    SEVERE = "Severe"
+    MODERATE = "Moderate"
+    MINOR = "Minor"
+    UNKNOWN = "Unknown"
+
+
+class Certainty(StrEnum):
+    OBSERVED = "Observed"
+    LIKELY = "Likely"
+    POSSIBLE = "Possible"
+    UNLIKELY = "Unlikely"
+    UNKNOWN = "Unknown"
+
+
+# Lower rank = more urgent; used to order work and lists (Extreme/Immediate first).
+SEVERITY_RANK: dict[Severity, int] = {s: i for i, s in enumerate(Severity)}
+URGENCY_RANK: dict[Urgency, int] = {u: i for i, u in enumerate(Urgency)}
+
+_FORBIDDEN_ID_CHARS = re.compile(r"[\s,<&]")
+
+
+def _cap_datetime(value: datetime) -> datetime:
+    """CAP times must carry an offset and have no fractional seconds."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("time must carry a timezone offset, e.g. 2026-01-01T12:00:00+00:00")
+    return value.replace(microsecond=0)
+
+
+def _cap_identifier(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    if _FORBIDDEN_ID_CHARS.search(value):
+        raise ValueError("must not contain spaces, commas, '<' or '&' (CAP 1.2 §3.2.1)")
+    return value
+
+
+CapTime = Annotated[datetime, AfterValidator(_cap_datetime)]
+CapIdentifier = Annotated[str, AfterValidator(_cap_identifier)]
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
+NonEmptyText = Annotated[str, Field(min_length=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ValuePair(_Frozen):
+    """A CAP valueName/value pair (eventCode, parameter, geocode)."""
+
+    value_name: NonEmptyText
+    value: str
+
+
+class Point(_Frozen):
+    lat: Latitude
+    lon: Longitude
+
+
+class Circle(_Frozen):
+    """A CAP circle. Radius 0 is a point, as CAP 1.2 Appendix A.3 itself uses."""
+
+    lat: Latitude
+    lon: Longitude
+    radius_km: Annotated[float, Field(ge=0.0)]
+
+
+class Polygon(_Frozen):
+    """A CAP polygon: at least four points, the first equal to the last."""
+
+    points: tuple[Point, ...]
+
+    @model_validator(mode="after")
+    def _closed_ring(self) -> Polygon:
+        if len(self.points) < 4:
+            raise ValueError(f"polygon needs at least 4 points, got {len(self.points)}")
+        if self.points[0] != self.points[-1]:
+            raise ValueError("polygon must be closed: the first point must equal the last")
+        return self
+
+
+class Area(_Frozen):
+    description: NonEmptyText
+    polygons: tuple[Polygon, ...] = ()
+    circles: tuple[Circle, ...] = ()
+    geocodes: tuple[ValuePair, ...] = ()
+    altitude: float | None = None
+    ceiling: float | None = None
+
+    @model_validator(mode="after")
+    def _ceiling_needs_altitude(self) -> Area:
+        if self.ceiling is not None and self.altitude is None:
+            raise ValueError("ceiling requires altitude (CAP 1.2 §3.2.4)")
+        return self
+
+
+class Resource(_Frozen):
+    description: NonEmptyText
+    mime_type: NonEmptyText
+    size: Annotated[int, Field(ge=0)] | None = None
+    uri: str | None = None
+    deref_uri: str | None = None
+    digest: str | None = None
+
+
+class Info(_Frozen):
+    """One CAP info block; an alert carries one per language."""
+
+    language: NonEmptyText = "en-US"
+    categories: Annotated[tuple[Category, ...], Field(min_length=1)]
+    event: NonEmptyText
+    response_types: tuple[ResponseType, ...] = ()
+    urgency: Urgency
+    severity: Severity
+    certainty: Certainty
+    audience: str | None = None
+    event_codes: tuple[ValuePair, ...] = ()
+    effective: CapTime | None = None
+    onset: CapTime | None = None
+    expires: CapTime | None = None
+    sender_name: str | None = None
+    headline: str | None = None
+    description: str | None = None
+    instruction: str | None = None
+    web: str | None = None
+    contact: str | None = None
+    parameters: tuple[ValuePair, ...] = ()
+    resources: tuple[Resource, ...] = ()
+    areas: tuple[Area, ...] = ()
+
+
+class Alert(_Frozen):
+    """A CAP 1.2 alert message."""
+
+    identifier: CapIdentifier
+    sender: CapIdentifier
+    sent: CapTime
+    status: Status
+    msg_type: MsgType
+    source: str | None = None
+    scope: Scope
+    restriction: str | None = None
+    addresses: str | None = None
+    codes: tuple[str, ...] = ()
+    note: str | None = None
+    references: tuple[NonEmptyText, ...] = ()
+    incidents: str | None = None
+    infos: tuple[Info, ...] = ()
+
+    @model_validator(mode="after")
+    def _cap_rules(self) -> Alert:
+        if self.msg_type in (MsgType.UPDATE, MsgType.CANCEL) and not self.references:
+            raise ValueError(
+                f"msg_type {self.msg_type.value} requires references to the earlier alert(s)"
+            )
+        for ref in self.references:
+            if len(ref.split(",")) != 3:
+                raise ValueError(f"reference {ref!r} is not 'sender,identifier,sent'")
+        if self.scope is Scope.RESTRICTED and not self.restriction:
+            raise ValueError("scope Restricted requires restriction")
+        if self.scope is Scope.PRIVATE and not self.addresses:
+            raise ValueError("scope Private requires addresses")
+        for index, info in enumerate(self.infos):
+            if info.expires is not None and info.expires <= self.sent:
+                raise ValueError(f"infos[{index}].expires must be after sent")
+            if info.effective and info.expires and info.expires <= info.effective:
+                raise ValueError(f"infos[{index}].expires must be after effective")
+        return self
+
+    @property
+    def reference_key(self) -> str:
+        """This alert as another alert's CAP reference: `sender,identifier,sent`."""
+        return f"{self.sender},{self.identifier},{format_cap_time(self.sent)}"
+
+    @property
+    def severity(self) -> Severity:
+        """The most severe severity over the info blocks (Unknown when there are none)."""
+        ranks = [SEVERITY_RANK[i.severity] for i in self.infos]
+        return list(Severity)[min(ranks)] if ranks else Severity.UNKNOWN
+
+    @property
+    def urgency(self) -> Urgency:
+        """The most urgent urgency over the info blocks (Unknown when there are none)."""
+        ranks = [URGENCY_RANK[i.urgency] for i in self.infos]
+        return list(Urgency)[min(ranks)] if ranks else Urgency.UNKNOWN
+
+    @property
+    def expires(self) -> datetime | None:
+        """The latest expiry over the info blocks; None when any block never expires."""
+        values = [i.expires for i in self.infos]
+        if not values or any(v is None for v in values):
+            return None
+        return max(v for v in values if v is not None)
+
+
+def format_cap_time(value: datetime) -> str:
+    """Format a time as CAP's dateTime: `YYYY-MM-DDThh:mm:ss±hh:mm`, never `Z`."""
+    text = value.replace(microsecond=0).isoformat()
+    return text[:-6] + "+00:00" if text.endswith("Z") else text

@@ -1,0 +1,160 @@
+"""Our JSON form of an alert (the one a comms desk posts), and its mapping to the CAP model.
+
+The JSON form is flat: the top-level text fields make the first info block; `translations`
+add one info block per further language, sharing the first block's event classification and
+areas. Unknown fields are refused so that a typo ("instructions") is an error, not a silent drop.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alerts.models import (
+    Alert,
+    Area,
+    Category,
+    Certainty,
+    Circle,
+    Info,
+    MsgType,
+    Point,
+    Polygon,
+    ResponseType,
+    Scope,
+    Severity,
+    Status,
+    Urgency,
+    ValuePair,
+)
+
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+LongText = Annotated[str, Field(min_length=1, max_length=8000)]
+ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class CircleRequest(_Strict):
+    lat: Annotated[float, Field(ge=-90.0, le=90.0)]
+    lon: Annotated[float, Field(ge=-180.0, le=180.0)]
+    radius_km: Annotated[float, Field(gt=0.0, le=20_000.0)]
+
+
+class AreaRequest(_Strict):
+    """One area: a description and any of a polygon ([[lat, lon], ...], closed), a circle and
+    geocodes ({name: value or [values]})."""
+
+    description: ShortText
+    polygon: list[tuple[float, float]] | None = None
+    circle: CircleRequest | None = None
+    geocodes: dict[str, str | list[str]] = Field(default_factory=dict)
+
+    def to_area(self) -> Area:
+        polygons: tuple[Polygon, ...] = ()
+        if self.polygon is not None:
+            polygons = (Polygon(points=tuple(Point(lat=a, lon=b) for a, b in self.polygon)),)
+        circles: tuple[Circle, ...] = ()
+        if self.circle is not None:
+            circles = (Circle(lat=self.circle.lat, lon=self.circle.lon,
+                              radius_km=self.circle.radius_km),)
+        geocodes = tuple(
+            ValuePair(value_name=name, value=value)
+            for name, values in self.geocodes.items()
+            for value in ([values] if isinstance(values, str) else values)
+        )
+        return Area(description=self.description, polygons=polygons, circles=circles,
+                    geocodes=geocodes)
+
+
+class TranslationRequest(_Strict):
+    """The alert's text in a further language."""
+
+    language: ShortText
+    event: ShortText | None = None
+    headline: ShortText | None = None
+    description: LongText | None = None
+    instruction: LongText | None = None
+
+
+class AlertRequest(_Strict):
+    """The JSON body of `POST /v1/alerts` (CAP 1.2 names in snake_case)."""
+
+    event: ShortText
+    headline: ShortText
+    description: LongText | None = None
+    instruction: LongText | None = None
+    severity: Severity
+    urgency: Urgency = Urgency.UNKNOWN
+    certainty: Certainty = Certainty.UNKNOWN
+    category: Annotated[list[Category], Field(min_length=1, max_length=12)] = Field(
+        default_factory=lambda: [Category.SAFETY]
+    )
+    response_type: list[ResponseType] = Field(default_factory=list)
+    status: Status = Status.ACTUAL
+    msg_type: MsgType = MsgType.ALERT
+    scope: Scope = Scope.PUBLIC
+    restriction: ShortText | None = None
+    addresses: ShortText | None = None
+    references: Annotated[list[ShortText], Field(max_length=100)] = Field(default_factory=list)
+    note: LongText | None = None
+    sender_name: ShortText | None = None
+    web: Annotated[str, Field(max_length=2000)] | None = None
+    contact: ShortText | None = None
+    effective: datetime | None = None
+    onset: datetime | None = None
+    expires: datetime | None = None
+    language: ShortText = "en-US"
+    translations: Annotated[list[TranslationRequest], Field(max_length=20)] = Field(
+        default_factory=list
+    )
+    areas: Annotated[list[AreaRequest], Field(max_length=100)] = Field(default_factory=list)
+    channels: Annotated[list[ChannelName], Field(max_length=20)] = Field(default_factory=list)
+
+    @field_validator("msg_type")
+    @classmethod
+    def _broadcastable(cls, value: MsgType) -> MsgType:
+        if value in (MsgType.ACK, MsgType.ERROR):
+            raise ValueError("only Alert, Update and Cancel can be broadcast")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_languages(self) -> AlertRequest:
+        languages = [self.language, *(t.language for t in self.translations)]
+        if len({lang.lower() for lang in languages}) != len(languages):
+            raise ValueError("each language may appear once (language and translations[])")
+        return self
+
+    def to_alert(self, *, identifier: str, sender: str, sent: datetime,
+                 references: tuple[str, ...] | None = None) -> Alert:
+        """Build the CAP alert. `references` replaces the request's own when the caller has
+        resolved them (our alert ids become CAP `sender,identifier,sent` triples).
+        Raises pydantic.ValidationError when a CAP rule fails."""
+        areas = tuple(a.to_area() for a in self.areas)
+        first = Info(
+            language=self.language, categories=tuple(self.category), event=self.event,
+            response_types=tuple(self.response_type), urgency=self.urgency,
+            severity=self.severity, certainty=self.certainty, effective=self.effective,
+            onset=self.onset, expires=self.expires, sender_name=self.sender_name,
+            headline=self.headline, description=self.description,
+            instruction=self.instruction, web=self.web, contact=self.contact, areas=areas,
+        )
+        others = tuple(
+            first.model_copy(update={
+                "language": t.language, "event": t.event or first.event,
+                "headline": t.headline, "description": t.description,
+                "instruction": t.instruction,
+            })
+            for t in self.translations
+        )
+        return Alert(
+            identifier=identifier, sender=sender, sent=sent, status=self.status,
+            msg_type=self.msg_type, scope=self.scope, restriction=self.restriction,
+            addresses=self.addresses, note=self.note,
+            references=tuple(self.references) if references is None else references,
+            infos=(first, *others),
+        )

@@ -1,0 +1,146 @@
+"""The `broadcaster` command line.
+
+The CLI lives in the core but never imports an adapter: the composition root
+(`adapters/main.py`) hands it a `Wiring` with the two things that need the edges — opening a
+store from a URL, and serving. Every command prints errors as one line on stderr and exits 2
+for bad usage or configuration, 1 for a runtime failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from broadcaster.auth import create_token
+from broadcaster.config import Settings, load_settings
+from broadcaster.errors import BroadcastError, ConfigError
+from broadcaster.logs import configure_logging
+from broadcaster.ports import Role, Store
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the CLI needs from the edges."""
+
+    open_store: Callable[[str], Awaitable[Store]]
+    serve: Callable[[Settings], Awaitable[None]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="broadcaster", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--config", required=True, help="TOML configuration file")
+
+    demo = commands.add_parser("demo", help="run the service locally with demo settings")
+    demo.add_argument("--dir", default="demo-data", help="folder for the demo's files")
+    demo.add_argument("--port", type=int, default=8080)
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="create a token; prints it last")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", required=True)
+    create.add_argument("--config", required=True)
+    create.add_argument("--days", type=float, default=None, help="expire after this many days")
+    return parser
+
+
+def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings = load_settings(args.config)
+            configure_logging(settings.logging)
+            asyncio.run(wiring.serve(settings))
+        elif args.command == "demo":
+            asyncio.run(_demo(Path(args.dir), args.port, wiring))
+        elif args.command == "token":
+            settings = load_settings(args.config)
+            days = timedelta(days=args.days) if args.days else None
+            secret = asyncio.run(_create_token(settings, Role(args.role), args.name, days,
+                                               wiring))
+            print(f"created {args.role} token for {args.name!r}; it is shown only once:")
+            print(secret)
+    except ConfigError as exc:
+        print(f"broadcaster: {exc}", file=sys.stderr)
+        return 2
+    except BroadcastError as exc:
+        print(f"broadcaster: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _create_token(settings: Settings, role: Role, name: str,
+                        valid_for: timedelta | None, wiring: Wiring) -> str:
+    store = await wiring.open_store(settings.database.url)
+    try:
+        secret, _record = await create_token(store, role=role, name=name, valid_for=valid_for)
+    finally:
+        await store.close()
+    return secret
+
+
+_DEMO_CONFIG = """\
+# Written by `broadcaster demo`. Edit freely; `broadcaster serve --config {path}` runs it.
+[http]
+host = "127.0.0.1"
+port = {port}
+
+[database]
+url = "sqlite:///{db}"
+
+[approval]
+# The demo lets one person send every severity; production keeps the two-person rule.
+two_person_severities = []
+"""
+
+
+async def _demo(folder: Path, port: int, wiring: Wiring) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "broadcaster.toml"
+    if not config_path.exists():
+        config_path.write_text(_DEMO_CONFIG.format(
+            path=config_path, port=port, db=(folder / "broadcaster.db").resolve()))
+    settings = load_settings(config_path)
+    configure_logging(settings.logging)
+    store = await wiring.open_store(settings.database.url)
+    try:
+        issuer, _ = await create_token(store, role=Role.ISSUER,
+                                       name=f"demo-issuer-{secrets.token_hex(2)}")
+        admin, _ = await create_token(store, role=Role.ADMIN,
+                                      name=f"demo-admin-{secrets.token_hex(2)}")
+    finally:
+        await store.close()
+    base = settings.http.base_url
+    print(f"""
+broadcaster demo — config {config_path}, data in {folder}/
+  API (OpenAPI)   {base}/openapi.json
+  alerts          {base}/v1/alerts
+  health          {base}/healthz   {base}/readyz
+  metrics         {base}/metrics
+  issuer token    {issuer}
+  admin token     {admin}
+
+Send an alert:
+  curl -s -X POST {base}/v1/alerts -H 'Authorization: Bearer {issuer}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"event":"Gas leak","headline":"Avoid Market St: gas leak","severity":"Severe",\\
+"urgency":"Immediate","certainty":"Observed","instruction":"Keep away from Market St.",\\
+"areas":[{{"description":"Market St","circle":{{"lat":51.5072,"lon":-0.1276,"radius_km":0.5}}}}]}}'
+List alerts:
+  curl -s {base}/v1/alerts -H 'Authorization: Bearer {admin}'
+Press Ctrl-C to stop.
+""", flush=True)
+    logging.getLogger(__name__).info("demo starting")
+    await wiring.serve(settings)

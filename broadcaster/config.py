@@ -1,0 +1,180 @@
+"""Configuration: a TOML file (`--config`) with every key overridable by the environment as
+`BROADCASTER_<SECTION>__<KEY>` (nested sections too: `BROADCASTER_CHANNELS__SMS__AUTH_TOKEN`).
+
+Contract: `load_settings(path)` returns a validated, frozen `Settings` or raises `ConfigError`
+naming the first offending key (`http.port`, `channels.sms.rate_per_second`, ...). Unknown keys
+are errors, because a misspelt key silently ignored is a channel silently misconfigured.
+Secrets are `SecretStr`: they print as `**********` in reprs and logs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from alerts.models import Severity
+from broadcaster.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    # The URL the public reaches us at; used in links and to check Twilio signatures.
+    public_url: str | None = None
+    max_body_bytes: Annotated[int, Field(ge=1024, le=50_000_000)] = 1_000_000
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///broadcaster.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:///, postgresql:// or postgres://")
+        return value
+
+
+class MqttSettings(_Section):
+    url: str | None = None  # mqtt://user:pass@host:port ; no url means MQTT is off
+    alerts_topic: str = "broadcaster/alerts"
+    replies_topic: str = "broadcaster/replies"
+    publish_prefix: str = "broadcaster"
+    client_id: str = "broadcaster"
+    # Several processes subscribe as one shared group so each message is handled once.
+    shared_group: str | None = None
+    max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 200
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        return value
+
+
+class SmsSettings(_Section):
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    from_numbers: list[str] = Field(default_factory=list)
+    messaging_service_sid: str | None = None
+    api_base: str = "https://api.twilio.com"
+    rate_per_second: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    max_segments: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class XSettings(_Section):
+    bearer_token: SecretStr | None = None
+    consumer_key: str | None = None
+    consumer_secret: SecretStr | None = None
+    access_token: str | None = None
+    access_token_secret: SecretStr | None = None
+    api_base: str = "https://api.x.com"
+    user_id: str | None = None
+    poll_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+
+class WebhookReceiver(_Section):
+    url: str
+    secret: SecretStr
+
+
+class WebSettings(_Section):
+    webhooks: list[WebhookReceiver] = Field(default_factory=list)
+
+
+class ChannelsSettings(_Section):
+    sms: SmsSettings = SmsSettings()
+    x: XSettings = XSettings()
+    web: WebSettings = WebSettings()
+
+
+class ApprovalSettings(_Section):
+    two_person_severities: list[Severity] = Field(default_factory=lambda: [Severity.EXTREME])
+
+
+class AlertsSettings(_Section):
+    # CAP `sender` of alerts issued through our JSON API (CAP alerts keep their own).
+    sender: str = "broadcaster@localhost"
+
+
+class LoggingSettings(_Section):
+    level: str = "INFO"
+    json_lines: bool = False
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BROADCASTER_", env_nested_delimiter="__", extra="forbid", frozen=True,
+    )
+
+    http: HttpSettings = HttpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    channels: ChannelsSettings = ChannelsSettings()
+    approval: ApprovalSettings = ApprovalSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file; the file path arrives through init kwargs.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any), apply env overrides, validate. Raises ConfigError."""
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                file_values = tomllib.load(handle)
+        except FileNotFoundError as exc:
+            raise ConfigError("--config", f"file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+    merged = _deep_merge(file_values, overrides)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(root)"
+        raise ConfigError(key, first["msg"]) from None
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+__all__ = ["ConfigError", "Settings", "load_settings"]

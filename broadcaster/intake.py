@@ -1,0 +1,166 @@
+"""Intake: turn a submitted payload (our JSON or CAP 1.2 XML) into stored alerts.
+
+Contract:
+- `submit` returns only after every alert in the payload has committed (or was already stored);
+  callers acknowledge (HTTP 201/200, MQTT PUBACK) only after it returns.
+- A payload is refused as a whole with an `IntakeError` subclass before anything is stored.
+- Repeats are answered with the first result (`created=False`): by `Idempotency-Key` (scoped to
+  the caller), by CAP sender+identifier+sent, and over MQTT by the payload's hash, because a
+  broker redelivers what a crash left unacknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from alerts.cap import CapError, parse_cap
+from alerts.models import Alert, MsgType, Severity
+from alerts.requests import AlertRequest
+from broadcaster.errors import IdempotencyConflict, PayloadError
+from broadcaster.metrics import Metrics
+from broadcaster.ports import AlertState, InsertResult, NewAlert, Store
+
+
+class PayloadFormat(StrEnum):
+    JSON = "json"
+    CAP = "cap"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """Who sent what, how. `idempotency_key` is the caller's raw key (not yet scoped)."""
+
+    body: bytes
+    format: PayloadFormat
+    source: str
+    actor: str | None = None
+    idempotency_key: str | None = None
+
+
+def sniff_format(body: bytes) -> PayloadFormat:
+    """Guess the format of a payload without a content type (MQTT): XML starts with `<`."""
+    head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return PayloadFormat.CAP if head.startswith(b"<") else PayloadFormat.JSON
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each failing field, e.g. `areas.0.polygon: polygon must be closed`."""
+    parts = []
+    for error in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {message}" if loc else message)
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+class IntakeService:
+    """Validates, de-duplicates and durably stores alerts."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        sender: str,
+        two_person_severities: frozenset[Severity],
+        metrics: Metrics,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._two_person = two_person_severities
+        self._metrics = metrics
+        self._now = now
+
+    async def submit(self, submission: Submission) -> list[InsertResult]:
+        started = time.perf_counter()
+        try:
+            alerts, channels = await self._parse(submission)
+        except PayloadError:
+            self._metrics.alerts_received.labels(
+                submission.source, submission.format.value, "rejected").inc()
+            raise
+        body_hash = hashlib.sha256(submission.body).hexdigest()
+        received_at = self._now()
+        results = []
+        for index, alert in enumerate(alerts):
+            key = self._scoped_key(submission, body_hash, index, len(alerts))
+            new = NewAlert(
+                id=uuid.uuid4().hex, alert=alert, channels=channels, source=submission.source,
+                state=self._initial_state(alert), created_by=submission.actor,
+                idempotency_key=key, body_hash=body_hash,
+                cap_xml=submission.body.decode() if submission.format is PayloadFormat.CAP
+                else None,
+                received_at=received_at,
+            )
+            result = await self._store.insert_alert(new)
+            stored = result.alert
+            if (not result.created and key is not None and stored.idempotency_key == key
+                    and stored.body_hash != body_hash):
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was used before with a different body")
+            outcome = "created" if result.created else "duplicate"
+            self._metrics.alerts_received.labels(
+                submission.source, submission.format.value, outcome).inc()
+            results.append(result)
+        self._metrics.intake_seconds.labels(submission.source).observe(
+            time.perf_counter() - started)
+        return results
+
+    async def _parse(self, submission: Submission) -> tuple[list[Alert], tuple[str, ...]]:
+        if submission.format is PayloadFormat.CAP:
+            try:
+                return parse_cap(submission.body), ()
+            except CapError as exc:
+                raise PayloadError(str(exc), code="invalid_cap") from exc
+        try:
+            request = AlertRequest.model_validate_json(submission.body)
+        except ValidationError as exc:
+            code = ("malformed_json" if any(e["type"] == "json_invalid" for e in exc.errors())
+                    else "invalid_alert")
+            raise PayloadError(describe_validation_error(exc), code=code) from exc
+        references = await self._resolve_references(request.references)
+        try:
+            alert = request.to_alert(
+                identifier=uuid.uuid4().hex, sender=self._sender,
+                sent=self._now().replace(microsecond=0), references=references,
+            )
+        except ValidationError as exc:
+            raise PayloadError(describe_validation_error(exc)) from exc
+        return [alert], tuple(dict.fromkeys(request.channels))
+
+    async def _resolve_references(self, references: list[str]) -> tuple[str, ...]:
+        """Our alert ids become CAP `sender,identifier,sent`; CAP triples pass through."""
+        resolved = []
+        for index, ref in enumerate(references):
+            if "," in ref:
+                resolved.append(ref)
+                continue
+            stored = await self._store.get_alert(ref)
+            if stored is None:
+                raise PayloadError(f"references.{index}: no alert with id {ref!r}")
+            resolved.append(stored.alert.reference_key)
+        return tuple(resolved)
+
+    def _initial_state(self, alert: Alert) -> AlertState:
+        if alert.msg_type is not MsgType.CANCEL and alert.severity in self._two_person:
+            return AlertState.PENDING_APPROVAL
+        return AlertState.ACCEPTED
+
+    @staticmethod
+    def _scoped_key(submission: Submission, body_hash: str, index: int, count: int) -> str | None:
+        if submission.idempotency_key is not None:
+            key = f"{submission.actor or '-'}:{submission.idempotency_key}"
+        elif submission.source == "mqtt" and submission.format is PayloadFormat.JSON:
+            key = f"mqtt:{body_hash}"
+        else:
+            return None
+        return key if count == 1 else f"{key}#{index}"

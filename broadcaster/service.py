@@ -1,0 +1,91 @@
+"""The running service: the core's parts wired together, and its lifecycle.
+
+Adapters (HTTP, MQTT) hold a `Service` and call into it; background loops register with
+`add_task` so that `stop()` can end them in order: stop taking work first, then wait for what is
+in flight, then close the store. Readiness checks are plain async callables so each adapter can
+report on itself without the core knowing which adapters exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from broadcaster.auth import Authenticator
+from broadcaster.config import Settings
+from broadcaster.errors import StoreError
+from broadcaster.intake import IntakeService
+from broadcaster.metrics import Metrics
+from broadcaster.ports import Store
+
+log = logging.getLogger(__name__)
+
+# A readiness check returns (ok, detail) for one dependency.
+ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+@dataclass
+class Service:
+    settings: Settings
+    store: Store
+    metrics: Metrics
+    intake: IntakeService
+    authenticator: Authenticator
+    started_at: float = field(default_factory=time.time)
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store, metrics: Metrics | None = None) -> Service:
+        metrics = metrics or Metrics()
+        intake = IntakeService(
+            store, sender=settings.alerts.sender,
+            two_person_severities=frozenset(settings.approval.two_person_severities),
+            metrics=metrics,
+        )
+        service = cls(settings=settings, store=store, metrics=metrics, intake=intake,
+                      authenticator=Authenticator(store))
+        service.readiness["database"] = service._database_ready
+        return service
+
+    def add_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a background loop for the life of the service; a crash is logged, not lost."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._log_task_end)
+        self._tasks.append(task)
+
+    async def check_ready(self) -> tuple[bool, dict[str, dict[str, object]]]:
+        detail: dict[str, dict[str, object]] = {}
+        for name, check in self.readiness.items():
+            try:
+                ok, text = await asyncio.wait_for(check(), timeout=2.0)
+            except TimeoutError:
+                ok, text = False, "timed out"
+            detail[name] = {"ok": ok, "detail": text}
+        return all(d["ok"] for d in detail.values()), detail
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.store.close()
+
+    async def _database_ready(self) -> tuple[bool, str]:
+        try:
+            await self.store.ping()
+        except StoreError as exc:
+            return False, str(exc)
+        return True, "ok"
+
+    @staticmethod
+    def _log_task_end(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s died", task.get_name(), exc_info=task.exception())
