@@ -3,7 +3,8 @@
     BroadcastError
     ├── ConfigError              bad configuration; start-up stops, naming the key
     ├── IntakeError              an alert or reply that cannot be accepted (maps to a 4xx)
-    │   ├── PayloadError         malformed JSON/XML, wrong types, failed CAP rules (400/422)
+    │   ├── PayloadError         wrong types, failed CAP rules, bad XML (422)
+│   │   └── MalformedPayload unparseable JSON (400)
     │   ├── PayloadTooLarge      body over the configured cap (413)
     │   └── IdempotencyConflict  an Idempotency-Key reused with a different body (409)
     ├── AuthError                missing, unknown, expired token (401) or wrong role (403)
@@ -47,6 +48,13 @@ class PayloadError(IntakeError):
 
     status = 422
     code = "invalid_alert"
+
+
+class MalformedPayload(PayloadError):
+    """The body is not parseable at all (broken JSON)."""
+
+    status = 400
+    code = "malformed_json"
 
 
 class PayloadTooLarge(IntakeError):

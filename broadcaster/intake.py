@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from alerts.cap import CapError, parse_cap
 from alerts.models import Alert, MsgType, Severity
 from alerts.requests import AlertRequest
-from broadcaster.errors import IdempotencyConflict, PayloadError
+from broadcaster.errors import IdempotencyConflict, MalformedPayload, PayloadError
 from broadcaster.metrics import Metrics
 from broadcaster.ports import AlertState, InsertResult, NewAlert, Store
 
@@ -124,9 +124,9 @@ class IntakeService:
         try:
             request = AlertRequest.model_validate_json(submission.body)
         except ValidationError as exc:
-            code = ("malformed_json" if any(e["type"] == "json_invalid" for e in exc.errors())
-                    else "invalid_alert")
-            raise PayloadError(describe_validation_error(exc), code=code) from exc
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise MalformedPayload(describe_validation_error(exc)) from exc
+            raise PayloadError(describe_validation_error(exc)) from exc
         references = await self._resolve_references(request.references)
         try:
             alert = request.to_alert(

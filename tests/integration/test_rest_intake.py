@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ GOOD: dict[str, Any] = {
     "urgency": "Immediate",
     "certainty": "Observed",
     "category": ["Safety"],
-    "areas": [{"description": "Market St", "circle": {"lat": 51.5, "lon": -0.12,
-                                                        "radius_km": 0.5}}],
+    "areas": [
+        {"description": "Market St", "circle": {"lat": 51.5, "lon": -0.12, "radius_km": 0.5}}
+    ],
     "channels": ["sms", "x"],
 }
 
@@ -36,11 +38,14 @@ def without(key: str) -> bytes:
     return json.dumps({k: v for k, v in GOOD.items() if k != key}).encode()
 
 
-async def post(app: RunningService, body: bytes, content_type: str = "application/json",
-               **headers: str) -> tuple[int, dict[str, Any]]:
-    async with app.http.post(f"{app.url}/v1/alerts", data=body,
-                             headers={**app.auth(), "Content-Type": content_type, **headers}
-                             ) as response:
+async def post(
+    app: RunningService, body: bytes, content_type: str = "application/json", **headers: str
+) -> tuple[int, dict[str, Any]]:
+    async with app.http.post(
+        f"{app.url}/v1/alerts",
+        data=body,
+        headers={**app.auth(), "Content-Type": content_type, **headers},
+    ) as response:
         return response.status, await response.json()
 
 
@@ -122,40 +127,63 @@ MALFORMED: list[tuple[str, bytes, str, int]] = [
     ("empty category", with_(category=[]), "application/json", 422),
     ("bad status", with_(status="Real"), "application/json", 422),
     ("cancel without references", with_(msg_type="Cancel"), "application/json", 422),
-    ("unknown reference", with_(msg_type="Update", references=["nope"]), "application/json",
-     422),
-    ("ack not broadcastable", with_(msg_type="Ack", references=["a,b,c"]), "application/json",
-     422),
-    ("open polygon", with_(areas=[{"description": "x", "polygon": [[1, 1], [1, 2], [2, 2],
-                                                                   [2, 1]]}]),
-     "application/json", 422),
-    ("short polygon", with_(areas=[{"description": "x", "polygon": [[1, 1], [1, 2], [1, 1]]}]),
-     "application/json", 422),
-    ("zero radius", with_(areas=[{"description": "x", "circle": {"lat": 1, "lon": 1,
-                                                                 "radius_km": 0}}]),
-     "application/json", 422),
-    ("latitude out of range", with_(areas=[{"description": "x", "circle": {
-        "lat": 91, "lon": 1, "radius_km": 1}}]), "application/json", 422),
+    ("unknown reference", with_(msg_type="Update", references=["nope"]), "application/json", 422),
+    ("ack not broadcastable", with_(msg_type="Ack", references=["a,b,c"]), "application/json", 422),
+    (
+        "open polygon",
+        with_(areas=[{"description": "x", "polygon": [[1, 1], [1, 2], [2, 2], [2, 1]]}]),
+        "application/json",
+        422,
+    ),
+    (
+        "short polygon",
+        with_(areas=[{"description": "x", "polygon": [[1, 1], [1, 2], [1, 1]]}]),
+        "application/json",
+        422,
+    ),
+    (
+        "zero radius",
+        with_(areas=[{"description": "x", "circle": {"lat": 1, "lon": 1, "radius_km": 0}}]),
+        "application/json",
+        422,
+    ),
+    (
+        "latitude out of range",
+        with_(areas=[{"description": "x", "circle": {"lat": 91, "lon": 1, "radius_km": 1}}]),
+        "application/json",
+        422,
+    ),
     ("expires in the past", with_(expires="2001-01-01T00:00:00+00:00"), "application/json", 422),
     ("expires without offset", with_(expires="2099-01-01T00:00:00"), "application/json", 422),
     ("bad channel name", with_(channels=["SMS!"]), "application/json", 422),
-    ("duplicate language", with_(translations=[{"language": "en-US", "headline": "x"}]),
-     "application/json", 422),
+    (
+        "duplicate language",
+        with_(translations=[{"language": "en-US", "headline": "x"}]),
+        "application/json",
+        422,
+    ),
     ("headline too long", with_(headline="x" * 201), "application/json", 422),
-    ("deep nesting", b"[" * 5000 + b"]" * 5000, "application/json", 422),
+    ("deep nesting", b"[" * 5000 + b"]" * 5000, "application/json", 400),
     ("malformed xml", b"<alert><identifier>", "application/cap+xml", 422),
-    ("xml entity bomb", b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaa">'
-     b'<!ENTITY b "&a;&a;&a;&a;">]><alert>&b;</alert>', "application/cap+xml", 422),
+    (
+        "xml entity bomb",
+        b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;">]><alert>&b;</alert>',
+        "application/cap+xml",
+        422,
+    ),
     ("wrong media type", b"hello", "text/plain", 415),
     ("empty body", b"", "application/json", 400),
-    ("utf-16 garbage", "{\"event\": 1}".encode("utf-16"), "application/json", 400),
+    ("utf-16 garbage", '{"event": 1}'.encode("utf-16"), "application/json", 400),
 ]
 
 
-@pytest.mark.parametrize(("name", "body", "content_type", "status"), MALFORMED,
-                         ids=[m[0] for m in MALFORMED])
-async def test_bad_input_gets_json_4xx(app: RunningService, name: str, body: bytes,
-                                       content_type: str, status: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "body", "content_type", "status"), MALFORMED, ids=[m[0] for m in MALFORMED]
+)
+async def test_bad_input_gets_json_4xx(
+    app: RunningService, name: str, body: bytes, content_type: str, status: int
+) -> None:
     """Each malformed body gets its 4xx with a JSON error and detail, and nothing is stored."""
     got, error = await post(app, body, content_type)
     assert got == status, error
@@ -166,7 +194,13 @@ async def test_bad_input_gets_json_4xx(app: RunningService, name: str, body: byt
 
 async def test_oversized_body_gets_413(app: RunningService) -> None:
     """A body over the configured cap is refused with 413 and a JSON error."""
-    got, error = await post(app, b"{" + b" " * 2_000_000 + b"}")
+    body = io.BytesIO(b"{" + b" " * 2_000_000 + b"}")
+    async with app.http.post(
+        f"{app.url}/v1/alerts",
+        data=body,
+        headers={**app.auth(), "Content-Type": "application/json"},
+    ) as response:
+        got, error = response.status, await response.json()
     assert got == 413
     assert error["error"] == "payload_too_large"
 
@@ -177,17 +211,20 @@ async def test_missing_or_bad_token_gets_401(app: RunningService, header: str | 
     headers = {"Content-Type": "application/json"}
     if header is not None:
         headers["Authorization"] = header
-    async with app.http.post(f"{app.url}/v1/alerts", data=json.dumps(GOOD),
-                             headers=headers) as response:
+    async with app.http.post(
+        f"{app.url}/v1/alerts", data=json.dumps(GOOD), headers=headers
+    ) as response:
         assert response.status == 401
         assert (await response.json())["error"] == "unauthorized"
 
 
 async def test_responder_may_not_issue(app: RunningService) -> None:
     """A responder token can read alerts but not issue them (403)."""
-    async with app.http.post(f"{app.url}/v1/alerts", data=json.dumps(GOOD),
-                             headers={**app.auth(Role.RESPONDER),
-                                      "Content-Type": "application/json"}) as response:
+    async with app.http.post(
+        f"{app.url}/v1/alerts",
+        data=json.dumps(GOOD),
+        headers={**app.auth(Role.RESPONDER), "Content-Type": "application/json"},
+    ) as response:
         assert response.status == 403
     async with app.http.get(f"{app.url}/v1/alerts", headers=app.auth(Role.RESPONDER)) as resp:
         assert resp.status == 200
@@ -232,8 +269,10 @@ async def test_health_ready_metrics_openapi(app: RunningService) -> None:
         assert (await resp.json())["checks"]["database"]["ok"] is True
     async with app.http.get(f"{app.url}/metrics") as resp:
         text = await resp.text()
-    assert 'broadcaster_alerts_received_total{format="json",outcome="created",source="rest"} 1.0' \
+    assert (
+        'broadcaster_alerts_received_total{format="json",outcome="created",source="rest"} 1.0'
         in text
+    )
     async with app.http.get(f"{app.url}/openapi.json") as resp:
         spec = await resp.json()
     assert "/v1/alerts" in spec["paths"]

@@ -7,6 +7,7 @@ broker in a subprocess.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,9 @@ autosave_interval 1
 max_queued_messages 200000
 max_inflight_messages 100
 log_dest file {data}/mosquitto.log
+# Run as whoever started the test: as root, mosquitto would otherwise switch to the
+# `mosquitto` user, which cannot write persistence into the test's folder.
+user {user}
 """
 
 AMQTT_SCRIPT = """\
@@ -72,7 +76,8 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.kind == "mosquitto":
             conf = self.data_dir / "mosquitto.conf"
-            conf.write_text(MOSQUITTO_CONF.format(port=self.port, data=self.data_dir))
+            conf.write_text(MOSQUITTO_CONF.format(port=self.port, data=self.data_dir,
+                                                  user=getpass.getuser()))
             command = ["mosquitto", "-c", str(conf)]
         else:
             command = [sys.executable, "-c", AMQTT_SCRIPT.format(port=self.port)]
