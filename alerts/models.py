@@ -120,6 +120,8 @@ CapIdentifier = Annotated[str, AfterValidator(_cap_identifier)]
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
 NonEmptyText = Annotated[str, Field(min_length=1)]
+# xs:language, as the CAP XSD types <language> (RFC 3066: "en-US", "fr-CA", "cy").
+LanguageTag = Annotated[str, Field(pattern=r"^[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*$")]
 
 
 class _Frozen(BaseModel):
@@ -187,7 +189,7 @@ class Resource(_Frozen):
 class Info(_Frozen):
     """One CAP info block; an alert carries one per language."""
 
-    language: NonEmptyText = "en-US"
+    language: LanguageTag = "en-US"
     categories: Annotated[tuple[Category, ...], Field(min_length=1)]
     event: NonEmptyText
     response_types: tuple[ResponseType, ...] = ()
@@ -242,10 +244,11 @@ class Alert(_Frozen):
         if self.scope is Scope.PRIVATE and not self.addresses:
             raise ValueError("scope Private requires addresses")
         for index, info in enumerate(self.infos):
-            if info.expires is not None and info.expires <= self.sent:
-                raise ValueError(f"infos[{index}].expires must be after sent")
-            if info.effective and info.expires and info.expires <= info.effective:
-                raise ValueError(f"infos[{index}].expires must be after effective")
+            # Equal is allowed: a real NOAA cancellation expires the moment it is sent.
+            if info.expires is not None and info.expires < self.sent:
+                raise ValueError(f"infos[{index}].expires must not be before sent")
+            if info.effective and info.expires and info.expires < info.effective:
+                raise ValueError(f"infos[{index}].expires must not be before effective")
         return self
 
     @property

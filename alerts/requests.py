@@ -19,6 +19,7 @@ from alerts.models import (
     Certainty,
     Circle,
     Info,
+    LanguageTag,
     MsgType,
     Point,
     Polygon,
@@ -74,7 +75,7 @@ class AreaRequest(_Strict):
 class TranslationRequest(_Strict):
     """The alert's text in a further language."""
 
-    language: ShortText
+    language: LanguageTag
     event: ShortText | None = None
     headline: ShortText | None = None
     description: LongText | None = None
@@ -108,7 +109,7 @@ class AlertRequest(_Strict):
     effective: datetime | None = None
     onset: datetime | None = None
     expires: datetime | None = None
-    language: ShortText = "en-US"
+    language: LanguageTag = "en-US"
     translations: Annotated[list[TranslationRequest], Field(max_length=20)] = Field(
         default_factory=list
     )

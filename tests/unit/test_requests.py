@@ -54,7 +54,7 @@ def test_update_keeps_resolved_references() -> None:
 
 
 @pytest.mark.parametrize(("fields", "phrase"), [
-    ({"expires": SENT - timedelta(hours=1)}, "expires must be after sent"),
+    ({"expires": SENT - timedelta(hours=1)}, "expires must not be before sent"),
     ({"msg_type": "Cancel"}, "requires references"),
     ({"scope": "Restricted"}, "requires restriction"),
     ({"scope": "Private"}, "requires addresses"),
