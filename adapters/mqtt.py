@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 class MqttIntake:
     """Subscribes to the alerts topic and feeds intake; run `run()` as a background task."""
 
-    def __init__(self, settings: MqttSettings, service: Service, *,
-                 max_payload_bytes: int) -> None:
+    def __init__(self, settings: MqttSettings, service: Service, *, max_payload_bytes: int) -> None:
         if settings.url is None:
             raise ValueError("MQTT intake needs [mqtt] url")
         parts = urlsplit(settings.url)
@@ -65,8 +64,12 @@ class MqttIntake:
                     await client.subscribe(self.topic, qos=1)
                     self._connected.set()
                     metrics.mqtt_connected.set(1)
-                    log.info("mqtt connected to %s:%s, subscribed to %s",
-                             self._host, self._port, self.topic)
+                    log.info(
+                        "mqtt connected to %s:%s, subscribed to %s",
+                        self._host,
+                        self._port,
+                        self.topic,
+                    )
                     delay = 0.5
                     await self._consume(client)
             except aiomqtt.MqttError as exc:
@@ -80,8 +83,13 @@ class MqttIntake:
 
     def _client(self) -> aiomqtt.Client:
         client = aiomqtt.Client(
-            self._host, self._port, username=self._username, password=self._password,
-            identifier=self._settings.client_id, clean_session=False, keepalive=30,
+            self._host,
+            self._port,
+            username=self._username,
+            password=self._password,
+            identifier=self._settings.client_id,
+            clean_session=False,
+            keepalive=30,
             max_queued_incoming_messages=self._settings.max_in_flight * 4,
         )
         # aiomqtt has no manual-ack switch; paho's own is the supported way to delay PUBACK
@@ -131,16 +139,21 @@ class MqttIntake:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _report_bad_payload(self, client: aiomqtt.Client, topic: str, body: bytes,
-                                  exc: PayloadError) -> None:
+    async def _report_bad_payload(
+        self, client: aiomqtt.Client, topic: str, body: bytes, exc: PayloadError
+    ) -> None:
         log.warning("refused MQTT payload on %s: %s", topic, exc.detail)
         report = {
-            "topic": topic, "error": exc.code, "detail": exc.detail,
-            "payload_sha256": hashlib.sha256(body).hexdigest(), "payload_bytes": len(body),
+            "topic": topic,
+            "error": exc.code,
+            "detail": exc.detail,
+            "payload_sha256": hashlib.sha256(body).hexdigest(),
+            "payload_bytes": len(body),
         }
         with contextlib.suppress(aiomqtt.MqttError):
-            await client.publish(f"{self._settings.publish_prefix}/errors",
-                                 json.dumps(report), qos=1)
+            await client.publish(
+                f"{self._settings.publish_prefix}/errors", json.dumps(report), qos=1
+            )
 
     @staticmethod
     def _ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:

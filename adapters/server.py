@@ -26,8 +26,7 @@ async def running_service(settings: Settings) -> AsyncIterator[tuple[Service, st
     store = await open_store(settings.database.url)
     service = Service.build(settings, store)
     if settings.mqtt.url:
-        mqtt = MqttIntake(settings.mqtt, service,
-                          max_payload_bytes=settings.http.max_body_bytes)
+        mqtt = MqttIntake(settings.mqtt, service, max_payload_bytes=settings.http.max_body_bytes)
         service.add_task(mqtt.run(), name="mqtt-intake")
     runner = web.AppRunner(create_app(service), access_log=None, handle_signals=False)
     await runner.setup()

@@ -61,15 +61,17 @@ class AreaRequest(_Strict):
             polygons = (Polygon(points=tuple(Point(lat=a, lon=b) for a, b in self.polygon)),)
         circles: tuple[Circle, ...] = ()
         if self.circle is not None:
-            circles = (Circle(lat=self.circle.lat, lon=self.circle.lon,
-                              radius_km=self.circle.radius_km),)
+            circles = (
+                Circle(lat=self.circle.lat, lon=self.circle.lon, radius_km=self.circle.radius_km),
+            )
         geocodes = tuple(
             ValuePair(value_name=name, value=value)
             for name, values in self.geocodes.items()
             for value in ([values] if isinstance(values, str) else values)
         )
-        return Area(description=self.description, polygons=polygons, circles=circles,
-                    geocodes=geocodes)
+        return Area(
+            description=self.description, polygons=polygons, circles=circles, geocodes=geocodes
+        )
 
 
 class TranslationRequest(_Strict):
@@ -130,32 +132,59 @@ class AlertRequest(_Strict):
             raise ValueError("each language may appear once (language and translations[])")
         return self
 
-    def to_alert(self, *, identifier: str, sender: str, sent: datetime,
-                 references: tuple[str, ...] | None = None) -> Alert:
+    def to_alert(
+        self,
+        *,
+        identifier: str,
+        sender: str,
+        sent: datetime,
+        references: tuple[str, ...] | None = None,
+    ) -> Alert:
         """Build the CAP alert. `references` replaces the request's own when the caller has
         resolved them (our alert ids become CAP `sender,identifier,sent` triples).
         Raises pydantic.ValidationError when a CAP rule fails."""
         areas = tuple(a.to_area() for a in self.areas)
         first = Info(
-            language=self.language, categories=tuple(self.category), event=self.event,
-            response_types=tuple(self.response_type), urgency=self.urgency,
-            severity=self.severity, certainty=self.certainty, effective=self.effective,
-            onset=self.onset, expires=self.expires, sender_name=self.sender_name,
-            headline=self.headline, description=self.description,
-            instruction=self.instruction, web=self.web, contact=self.contact, areas=areas,
+            language=self.language,
+            categories=tuple(self.category),
+            event=self.event,
+            response_types=tuple(self.response_type),
+            urgency=self.urgency,
+            severity=self.severity,
+            certainty=self.certainty,
+            effective=self.effective,
+            onset=self.onset,
+            expires=self.expires,
+            sender_name=self.sender_name,
+            headline=self.headline,
+            description=self.description,
+            instruction=self.instruction,
+            web=self.web,
+            contact=self.contact,
+            areas=areas,
         )
         others = tuple(
-            first.model_copy(update={
-                "language": t.language, "event": t.event or first.event,
-                "headline": t.headline, "description": t.description,
-                "instruction": t.instruction,
-            })
+            first.model_copy(
+                update={
+                    "language": t.language,
+                    "event": t.event or first.event,
+                    "headline": t.headline,
+                    "description": t.description,
+                    "instruction": t.instruction,
+                }
+            )
             for t in self.translations
         )
         return Alert(
-            identifier=identifier, sender=sender, sent=sent, status=self.status,
-            msg_type=self.msg_type, scope=self.scope, restriction=self.restriction,
-            addresses=self.addresses, note=self.note,
+            identifier=identifier,
+            sender=sender,
+            sent=sent,
+            status=self.status,
+            msg_type=self.msg_type,
+            scope=self.scope,
+            restriction=self.restriction,
+            addresses=self.addresses,
+            note=self.note,
             references=tuple(self.references) if references is None else references,
             infos=(first, *others),
         )

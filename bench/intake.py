@@ -34,14 +34,24 @@ CLI = [sys.executable, "-m", "adapters.main"]
 
 
 def alert_body(n: int) -> bytes:
-    return json.dumps({
-        "event": "Gas leak", "headline": f"Avoid Market St ({n})", "severity": "Severe",
-        "urgency": "Immediate", "certainty": "Observed", "category": ["Safety"],
-        "instruction": "Keep away from Market St until further notice.",
-        "areas": [{"description": "Market St",
-                   "circle": {"lat": 51.5072, "lon": -0.1276, "radius_km": 0.5}}],
-        "channels": ["sms", "x"],
-    }).encode()
+    return json.dumps(
+        {
+            "event": "Gas leak",
+            "headline": f"Avoid Market St ({n})",
+            "severity": "Severe",
+            "urgency": "Immediate",
+            "certainty": "Observed",
+            "category": ["Safety"],
+            "instruction": "Keep away from Market St until further notice.",
+            "areas": [
+                {
+                    "description": "Market St",
+                    "circle": {"lat": 51.5072, "lon": -0.1276, "radius_km": 0.5},
+                }
+            ],
+            "channels": ["sms", "x"],
+        }
+    ).encode()
 
 
 class Server:
@@ -50,18 +60,36 @@ class Server:
     def __init__(self, folder: Path, mqtt_url: str | None = None) -> None:
         self.port = free_port()
         self.config = folder / "bench.toml"
-        text = (f'[http]\nport = {self.port}\n[database]\nurl = "sqlite:///{folder}/bench.db"\n'
-                "[approval]\ntwo_person_severities = []\n[logging]\nlevel = \"WARNING\"\n")
+        text = (
+            f'[http]\nport = {self.port}\n[database]\nurl = "sqlite:///{folder}/bench.db"\n'
+            '[approval]\ntwo_person_severities = []\n[logging]\nlevel = "WARNING"\n'
+        )
         if mqtt_url:
-            text += f'[mqtt]\nurl = "{mqtt_url}"\nalerts_topic = "bench/alerts"\n' \
-                    'client_id = "bench-intake"\n'
+            text += (
+                f'[mqtt]\nurl = "{mqtt_url}"\nalerts_topic = "bench/alerts"\n'
+                'client_id = "bench-intake"\n'
+            )
         self.config.write_text(text)
         self.process: subprocess.Popen[bytes] | None = None
 
     def token(self) -> str:
-        out = subprocess.run([*CLI, "token", "create", "--role", "issuer", "--name", "bench",
-                              "--config", str(self.config)], capture_output=True, text=True,
-                             check=True, cwd=ROOT)
+        out = subprocess.run(
+            [
+                *CLI,
+                "token",
+                "create",
+                "--role",
+                "issuer",
+                "--name",
+                "bench",
+                "--config",
+                str(self.config),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         return out.stdout.strip().splitlines()[-1]
 
     def start(self) -> None:
@@ -102,27 +130,36 @@ async def bench_rest(server: Server, token: str, count: int, connections: int) -
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
         # Warm up connections and the server's caches before measuring.
-        await asyncio.gather(*(session.get(f"http://127.0.0.1:{server.port}/healthz")
-                               for _ in range(connections)))
+        await asyncio.gather(
+            *(session.get(f"http://127.0.0.1:{server.port}/healthz") for _ in range(connections))
+        )
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(connections)))
         elapsed = time.perf_counter() - started
     latencies.sort()
     return {
-        "alerts": count, "seconds": elapsed, "per_second": count / elapsed,
+        "alerts": count,
+        "seconds": elapsed,
+        "per_second": count / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "max_ms": latencies[-1] * 1000, "created": statuses.get(201, 0),
+        "max_ms": latencies[-1] * 1000,
+        "created": statuses.get(201, 0),
         "errors": count - statuses.get(201, 0),
     }
 
 
 async def created_via_mqtt(port: int) -> float:
-    async with aiohttp.ClientSession() as session, session.get(
-            f"http://127.0.0.1:{port}/metrics") as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
         text = await response.text()
-    match = re.search(r'broadcaster_alerts_received_total\{format="json",outcome="created",'
-                      r'source="mqtt"\} ([0-9.e+]+)', text)
+    match = re.search(
+        r'broadcaster_alerts_received_total\{format="json",outcome="created",'
+        r'source="mqtt"\} ([0-9.e+]+)',
+        text,
+    )
     return float(match.group(1)) if match else 0.0
 
 
@@ -135,8 +172,9 @@ async def bench_mqtt(server: Server, broker: Broker, count: int) -> dict[str, fl
             await client.publish("bench/alerts", body, qos=1)
 
     started = time.perf_counter()
-    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="bench-publisher",
-                              max_inflight_messages=500) as client:
+    async with aiomqtt.Client(
+        "127.0.0.1", broker.port, identifier="bench-publisher", max_inflight_messages=500
+    ) as client:
         await asyncio.gather(*(publish(client, body) for body in payloads))
     published = time.perf_counter() - started
     while await created_via_mqtt(server.port) < count:
@@ -145,8 +183,13 @@ async def bench_mqtt(server: Server, broker: Broker, count: int) -> dict[str, fl
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - started
     stored = await created_via_mqtt(server.port)
-    return {"alerts": count, "stored": stored, "seconds": elapsed,
-            "per_second": stored / elapsed, "publish_seconds": published}
+    return {
+        "alerts": count,
+        "stored": stored,
+        "seconds": elapsed,
+        "per_second": stored / elapsed,
+        "publish_seconds": published,
+    }
 
 
 def machine() -> str:
@@ -156,12 +199,15 @@ def machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+    return (
+        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
-def write_results(rest: dict[str, float], mqtt: dict[str, float], rss: dict[str, float],
-                  connections: int) -> str:
+def write_results(
+    rest: dict[str, float], mqtt: dict[str, float], rss: dict[str, float], connections: int
+) -> str:
     ok = {True: "met", False: "NOT met"}
     rest_ok = rest["per_second"] >= 1000 and rest["p99_ms"] <= 50 and rest["errors"] == 0
     mqtt_ok = mqtt["per_second"] >= 2000 and mqtt["stored"] >= mqtt["alerts"]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from broadcaster.errors import AuthError
 from broadcaster.ports import ApiToken, Role, Store
 
-TOKEN_PREFIX = "bc_"
+TOKEN_PREFIX = "bc_"  # noqa: S105 - a visible prefix, not a secret
 
 
 def hash_token(secret: str) -> str:
@@ -32,8 +32,12 @@ async def create_token(
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     record = ApiToken(
-        id=uuid.uuid4().hex, name=name, role=role, token_hash=hash_token(secret),
-        created_at=now, expires_at=now + valid_for if valid_for else None,
+        id=uuid.uuid4().hex,
+        name=name,
+        role=role,
+        token_hash=hash_token(secret),
+        created_at=now,
+        expires_at=now + valid_for if valid_for else None,
     )
     await store.create_token(record)
     return secret, record
@@ -42,8 +46,13 @@ async def create_token(
 class Authenticator:
     """Turns an `Authorization` header into the token's record, or raises AuthError."""
 
-    def __init__(self, store: Store, *, cache_seconds: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._cache_seconds = cache_seconds
         self._clock = clock

@@ -13,10 +13,11 @@ import asyncio
 import logging
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from broadcaster.auth import create_token
 from broadcaster.config import Settings, load_settings
@@ -30,7 +31,7 @@ class Wiring:
     """What the CLI needs from the edges."""
 
     open_store: Callable[[str], Awaitable[Store]]
-    serve: Callable[[Settings], Awaitable[None]]
+    serve: Callable[[Settings], Coroutine[Any, Any, None]]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,12 +63,13 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             configure_logging(settings.logging)
             asyncio.run(wiring.serve(settings))
         elif args.command == "demo":
-            asyncio.run(_demo(Path(args.dir), args.port, wiring))
+            settings = _demo_settings(Path(args.dir), args.port)
+            configure_logging(settings.logging)
+            asyncio.run(_demo(settings, Path(args.dir), wiring))
         elif args.command == "token":
             settings = load_settings(args.config)
             days = timedelta(days=args.days) if args.days else None
-            secret = asyncio.run(_create_token(settings, Role(args.role), args.name, days,
-                                               wiring))
+            secret = asyncio.run(_create_token(settings, Role(args.role), args.name, days, wiring))
             print(f"created {args.role} token for {args.name!r}; it is shown only once:")
             print(secret)
     except ConfigError as exc:
@@ -81,8 +83,9 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
     return 0
 
 
-async def _create_token(settings: Settings, role: Role, name: str,
-                        valid_for: timedelta | None, wiring: Wiring) -> str:
+async def _create_token(
+    settings: Settings, role: Role, name: str, valid_for: timedelta | None, wiring: Wiring
+) -> str:
     store = await wiring.open_store(settings.database.url)
     try:
         secret, _record = await create_token(store, role=role, name=name, valid_for=valid_for)
@@ -106,24 +109,34 @@ two_person_severities = []
 """
 
 
-async def _demo(folder: Path, port: int, wiring: Wiring) -> None:
+def _demo_settings(folder: Path, port: int) -> Settings:
+    """Write the demo's config on first use (kept afterwards, so edits stick) and load it."""
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "broadcaster.toml"
     if not config_path.exists():
-        config_path.write_text(_DEMO_CONFIG.format(
-            path=config_path, port=port, db=(folder / "broadcaster.db").resolve()))
-    settings = load_settings(config_path)
-    configure_logging(settings.logging)
+        config_path.write_text(
+            _DEMO_CONFIG.format(
+                path=config_path, port=port, db=(folder / "broadcaster.db").resolve()
+            )
+        )
+    return load_settings(config_path)
+
+
+async def _demo(settings: Settings, folder: Path, wiring: Wiring) -> None:
+    config_path = folder / "broadcaster.toml"
     store = await wiring.open_store(settings.database.url)
     try:
-        issuer, _ = await create_token(store, role=Role.ISSUER,
-                                       name=f"demo-issuer-{secrets.token_hex(2)}")
-        admin, _ = await create_token(store, role=Role.ADMIN,
-                                      name=f"demo-admin-{secrets.token_hex(2)}")
+        issuer, _ = await create_token(
+            store, role=Role.ISSUER, name=f"demo-issuer-{secrets.token_hex(2)}"
+        )
+        admin, _ = await create_token(
+            store, role=Role.ADMIN, name=f"demo-admin-{secrets.token_hex(2)}"
+        )
     finally:
         await store.close()
     base = settings.http.base_url
-    print(f"""
+    print(
+        f"""
 broadcaster demo — config {config_path}, data in {folder}/
   API (OpenAPI)   {base}/openapi.json
   alerts          {base}/v1/alerts
@@ -141,6 +154,8 @@ Send an alert:
 List alerts:
   curl -s {base}/v1/alerts -H 'Authorization: Bearer {admin}'
 Press Ctrl-C to stop.
-""", flush=True)
+""",
+        flush=True,
+    )
     logging.getLogger(__name__).info("demo starting")
     await wiring.serve(settings)

@@ -123,7 +123,10 @@ class Settings(BaseSettings):
     """The whole configuration. Build it with `load_settings`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="BROADCASTER_", env_nested_delimiter="__", extra="forbid", frozen=True,
+        env_prefix="BROADCASTER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
     )
 
     http: HttpSettings = HttpSettings()

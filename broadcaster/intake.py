@@ -86,7 +86,8 @@ class IntakeService:
             alerts, channels = await self._parse(submission)
         except PayloadError:
             self._metrics.alerts_received.labels(
-                submission.source, submission.format.value, "rejected").inc()
+                submission.source, submission.format.value, "rejected"
+            ).inc()
             raise
         body_hash = hashlib.sha256(submission.body).hexdigest()
         received_at = self._now()
@@ -94,25 +95,38 @@ class IntakeService:
         for index, alert in enumerate(alerts):
             key = self._scoped_key(submission, body_hash, index, len(alerts))
             new = NewAlert(
-                id=uuid.uuid4().hex, alert=alert, channels=channels, source=submission.source,
-                state=self._initial_state(alert), created_by=submission.actor,
-                idempotency_key=key, body_hash=body_hash,
-                cap_xml=submission.body.decode() if submission.format is PayloadFormat.CAP
+                id=uuid.uuid4().hex,
+                alert=alert,
+                channels=channels,
+                source=submission.source,
+                state=self._initial_state(alert),
+                created_by=submission.actor,
+                idempotency_key=key,
+                body_hash=body_hash,
+                cap_xml=submission.body.decode()
+                if submission.format is PayloadFormat.CAP
                 else None,
                 received_at=received_at,
             )
             result = await self._store.insert_alert(new)
             stored = result.alert
-            if (not result.created and key is not None and stored.idempotency_key == key
-                    and stored.body_hash != body_hash):
+            if (
+                not result.created
+                and key is not None
+                and stored.idempotency_key == key
+                and stored.body_hash != body_hash
+            ):
                 raise IdempotencyConflict(
-                    "this Idempotency-Key was used before with a different body")
+                    "this Idempotency-Key was used before with a different body"
+                )
             outcome = "created" if result.created else "duplicate"
             self._metrics.alerts_received.labels(
-                submission.source, submission.format.value, outcome).inc()
+                submission.source, submission.format.value, outcome
+            ).inc()
             results.append(result)
         self._metrics.intake_seconds.labels(submission.source).observe(
-            time.perf_counter() - started)
+            time.perf_counter() - started
+        )
         return results
 
     async def _parse(self, submission: Submission) -> tuple[list[Alert], tuple[str, ...]]:
@@ -130,8 +144,10 @@ class IntakeService:
         references = await self._resolve_references(request.references)
         try:
             alert = request.to_alert(
-                identifier=uuid.uuid4().hex, sender=self._sender,
-                sent=self._now().replace(microsecond=0), references=references,
+                identifier=uuid.uuid4().hex,
+                sender=self._sender,
+                sent=self._now().replace(microsecond=0),
+                references=references,
             )
         except ValidationError as exc:
             raise PayloadError(describe_validation_error(exc)) from exc

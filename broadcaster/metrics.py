@@ -15,19 +15,23 @@ class Metrics:
             "broadcaster_alerts_received_total",
             "Alerts offered to intake, by source (rest, mqtt), format and outcome "
             "(created, duplicate, rejected).",
-            ["source", "format", "outcome"], registry=self.registry,
+            ["source", "format", "outcome"],
+            registry=self.registry,
         )
         self.intake_seconds = Histogram(
             "broadcaster_intake_duration_seconds",
             "Time from receiving an alert to its durable commit.",
-            ["source"], registry=self.registry,
+            ["source"],
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
         self.mqtt_connected = Gauge(
-            "broadcaster_mqtt_connected", "1 while the MQTT client is connected to the broker.",
+            "broadcaster_mqtt_connected",
+            "1 while the MQTT client is connected to the broker.",
             registry=self.registry,
         )
         self.mqtt_reconnects = Counter(
-            "broadcaster_mqtt_reconnects_total", "MQTT connection attempts after a loss.",
+            "broadcaster_mqtt_reconnects_total",
+            "MQTT connection attempts after a loss.",
             registry=self.registry,
         )

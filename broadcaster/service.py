@@ -44,12 +44,18 @@ class Service:
     def build(cls, settings: Settings, store: Store, metrics: Metrics | None = None) -> Service:
         metrics = metrics or Metrics()
         intake = IntakeService(
-            store, sender=settings.alerts.sender,
+            store,
+            sender=settings.alerts.sender,
             two_person_severities=frozenset(settings.approval.two_person_severities),
             metrics=metrics,
         )
-        service = cls(settings=settings, store=store, metrics=metrics, intake=intake,
-                      authenticator=Authenticator(store))
+        service = cls(
+            settings=settings,
+            store=store,
+            metrics=metrics,
+            intake=intake,
+            authenticator=Authenticator(store),
+        )
         service.readiness["database"] = service._database_ready
         return service
 

@@ -46,8 +46,9 @@ async def start_service(tmp_path: Path, **overrides: Any) -> AsyncIterator[Runni
     async with running_service(settings) as (service, url), aiohttp.ClientSession() as http:
         running = RunningService(service, url, http)
         for role in Role:
-            running.tokens[role], _ = await create_token(service.store, role=role,
-                                                         name=f"test-{role.value}")
+            running.tokens[role], _ = await create_token(
+                service.store, role=role, name=f"test-{role.value}"
+            )
         yield running
 
 

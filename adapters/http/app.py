@@ -47,7 +47,8 @@ def create_app(service: Service) -> web.Application:
 
 async def _authenticate(request: web.Request, *roles: Role) -> ApiToken:
     token = await request.app[SERVICE].authenticator.authenticate(
-        request.headers.get("Authorization"))
+        request.headers.get("Authorization")
+    )
     require_role(token, *roles)
     return token
 
@@ -61,41 +62,45 @@ async def post_alert(request: web.Request) -> web.Response:
     elif content_type in _CAP_TYPES:
         fmt = PayloadFormat.CAP
     else:
-        return json_error(415, "unsupported_media_type",
-                          "send application/json or application/cap+xml")
+        return json_error(
+            415, "unsupported_media_type", "send application/json or application/cap+xml"
+        )
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
-        raise IntakeError("Idempotency-Key must be 1 to 200 characters",
-                          code="bad_idempotency_key")
+        raise IntakeError("Idempotency-Key must be 1 to 200 characters", code="bad_idempotency_key")
     body = await request.read()
     if not body:
         raise IntakeError("empty body", code="empty_body")
-    results = await service.intake.submit(Submission(
-        body=body, format=fmt, source="rest", actor=token.id, idempotency_key=key))
+    results = await service.intake.submit(
+        Submission(body=body, format=fmt, source="rest", actor=token.id, idempotency_key=key)
+    )
     base = service.settings.http.base_url
     created = any(r.created for r in results)
     status = 201 if created else 200
     if len(results) == 1:
         view = alert_view(results[0].alert, base)
-        return web.json_response(view, status=status,
-                                 headers={"Location": f"/v1/alerts/{view['id']}"})
-    return web.json_response({"alerts": [alert_view(r.alert, base) for r in results]},
-                             status=status)
+        return web.json_response(
+            view, status=status, headers={"Location": f"/v1/alerts/{view['id']}"}
+        )
+    return web.json_response(
+        {"alerts": [alert_view(r.alert, base) for r in results]}, status=status
+    )
 
 
-def _int_query(request: web.Request, name: str, default: int | None,
-               low: int, high: int) -> int | None:
+def _int_query(
+    request: web.Request, name: str, default: int | None, low: int, high: int
+) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise IntakeError(f"query parameter {name} must be an integer",
-                          code="bad_query") from None
+        raise IntakeError(f"query parameter {name} must be an integer", code="bad_query") from None
     if not low <= value <= high:
-        raise IntakeError(f"query parameter {name} must be between {low} and {high}",
-                          code="bad_query")
+        raise IntakeError(
+            f"query parameter {name} must be between {low} and {high}", code="bad_query"
+        )
     return value
 
 
@@ -126,8 +131,9 @@ async def get_alert_cap(request: web.Request) -> web.Response:
     stored = await request.app[SERVICE].store.get_alert(request.match_info["id"])
     if stored is None:
         return json_error(404, "not_found", "no such alert")
-    return web.Response(body=to_cap_xml(stored.alert), content_type="application/cap+xml",
-                        charset="utf-8")
+    return web.Response(
+        body=to_cap_xml(stored.alert), content_type="application/cap+xml", charset="utf-8"
+    )
 
 
 async def get_openapi(request: web.Request) -> web.Response:

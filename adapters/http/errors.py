@@ -20,14 +20,23 @@ MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-    413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid", 429: "rate_limited",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
 }
 
 
-def json_error(status: int, code: str, detail: str,
-               headers: dict[str, str] | None = None) -> web.Response:
+def json_error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response({"error": code, "detail": detail}, status=status, headers=headers)
 
 
@@ -46,12 +55,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         detail = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
         if exc.status == 413:
             detail = f"body larger than {request.app[MAX_BODY_BYTES]} bytes"
-        return json_error(exc.status, _CODES.get(exc.status, "http_error"), detail or "",
-                          {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None)
+        return json_error(
+            exc.status,
+            _CODES.get(exc.status, "http_error"),
+            detail or "",
+            {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
+        )
     except StoreError as exc:
         log.error("store unavailable during %s %s: %s", request.method, request.path, exc)
-        return json_error(503, "store_unavailable", "the database is unavailable; retry",
-                          {"Retry-After": "1"})
+        return json_error(
+            503, "store_unavailable", "the database is unavailable; retry", {"Retry-After": "1"}
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return json_error(500, "internal", "internal error; it has been logged")

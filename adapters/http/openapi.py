@@ -30,20 +30,27 @@ def _schemas() -> dict[str, Any]:
         "AlertRequest": schema,
         **defs,
         "Error": {
-            "type": "object", "required": ["error", "detail"],
+            "type": "object",
+            "required": ["error", "detail"],
             "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
         },
         "AlertView": {
-            "type": "object", "required": ["id", "state", "alert", "links"],
+            "type": "object",
+            "required": ["id", "state", "alert", "links"],
             "properties": {
-                "id": {"type": "string"}, "state": {"type": "string"},
-                "source": {"type": "string"}, "received_at": {"type": "string"},
+                "id": {"type": "string"},
+                "state": {"type": "string"},
+                "source": {"type": "string"},
+                "received_at": {"type": "string"},
                 "channels": {"type": "array", "items": {"type": "string"}},
-                "status": {"type": "string"}, "msg_type": {"type": "string"},
-                "severity": {"type": "string"}, "urgency": {"type": "string"},
+                "status": {"type": "string"},
+                "msg_type": {"type": "string"},
+                "severity": {"type": "string"},
+                "urgency": {"type": "string"},
                 "expires": {"type": ["string", "null"]},
                 "headline": {"type": ["string", "null"]},
-                "alert": {"type": "object"}, "links": {"type": "object"},
+                "alert": {"type": "object"},
+                "links": {"type": "object"},
             },
         },
     }
@@ -54,8 +61,11 @@ def build_openapi(base_url: str) -> dict[str, Any]:
     auth = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
-        "info": {"title": "broadcaster", "version": "0.1.0",
-                 "description": "Emergency alert intake and broadcast."},
+        "info": {
+            "title": "broadcaster",
+            "version": "0.1.0",
+            "description": "Emergency alert intake and broadcast.",
+        },
         "servers": [{"url": base_url}],
         "components": {
             "schemas": _schemas(),
@@ -66,14 +76,23 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                 "post": {
                     "summary": "Submit an alert (our JSON, or CAP 1.2 XML)",
                     "security": auth,
-                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                                    "schema": {"type": "string", "minLength": 1,
-                                               "maxLength": 200}}],
-                    "requestBody": {"required": True, "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/AlertRequest"}},
-                        "application/cap+xml": {"schema": {"type": "string"}},
-                    }},
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/AlertRequest"}
+                            },
+                            "application/cap+xml": {"schema": {"type": "string"}},
+                        },
+                    },
                     "responses": {
                         "201": _json(view, "stored (committed) and accepted"),
                         "200": _json(view, "a repeat: the alert stored the first time"),
@@ -84,41 +103,83 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     "summary": "List alerts, newest first",
                     "security": auth,
                     "parameters": [
-                        {"name": "limit", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "before", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                        },
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1},
+                        },
                     ],
                     "responses": {
-                        "200": _json({"type": "object", "properties": {
-                            "alerts": {"type": "array", "items": view},
-                            "next": {"type": "string"}}}, "a page of alerts"),
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "alerts": {"type": "array", "items": view},
+                                    "next": {"type": "string"},
+                                },
+                            },
+                            "a page of alerts",
+                        ),
                         **_errors(400, 401, 403),
                     },
                 },
             },
-            "/v1/alerts/{id}": {"get": {
-                "summary": "One alert", "security": auth,
-                "parameters": [{"name": "id", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
-                "responses": {"200": _json(view, "the alert"), **_errors(401, 403, 404)},
-            }},
-            "/alerts/{id}.cap": {"get": {
-                "summary": "One alert as CAP 1.2 XML",
-                "parameters": [{"name": "id", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "CAP 1.2", "content": {
-                    "application/cap+xml": {"schema": {"type": "string"}}}},
-                    **_errors(404)},
-            }},
-            "/healthz": {"get": {"summary": "The process is alive",
-                                 "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"summary": "Dependencies reachable",
-                                "responses": {"200": {"description": "ready"},
-                                              "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics",
-                                 "responses": {"200": {"description": "text exposition"}}}},
-            "/openapi.json": {"get": {"summary": "This document",
-                                      "responses": {"200": {"description": "OpenAPI"}}}},
+            "/v1/alerts/{id}": {
+                "get": {
+                    "summary": "One alert",
+                    "security": auth,
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": _json(view, "the alert"), **_errors(401, 403, 404)},
+                }
+            },
+            "/alerts/{id}.cap": {
+                "get": {
+                    "summary": "One alert as CAP 1.2 XML",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "CAP 1.2",
+                            "content": {"application/cap+xml": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(404),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "The process is alive",
+                    "responses": {"200": {"description": "alive"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Dependencies reachable",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text exposition"}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI"}},
+                }
+            },
         },
     }

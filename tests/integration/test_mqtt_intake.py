@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 
 import aiomqtt
@@ -41,16 +42,26 @@ async def mqtt_app(tmp_path: Path, broker: Broker) -> AsyncIterator[RunningServi
             "client_id": f"broadcaster-{broker.port}",
         },
     ):
-        await wait_until(lambda: running.service.metrics.mqtt_connected._value.get() == 1)
+        await wait_until(partial(connected, running))
         yield running
 
 
-async def wait_until(condition: object, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():  # type: ignore[operator]
+async def wait_until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def connected(app: RunningService) -> bool:
+    return bool(app.service.metrics.mqtt_connected._value.get() == 1)
+
+
+def reached(app: RunningService, count: int) -> bool:
+    """True once `count` MQTT alerts have been newly stored."""
+    metric = app.service.metrics.alerts_received.labels("mqtt", "json", "created")
+    return bool(metric._value.get() >= count)
 
 
 async def publish_all(
@@ -86,12 +97,7 @@ async def test_thousand_alerts_stored_exactly_once(
 ) -> None:
     """1,000 alerts published at QoS 1 are each stored exactly once."""
     await publish_all(broker, [payload(n) for n in range(1000)])
-    await wait_until(
-        lambda: (
-            mqtt_app.service.metrics.alerts_received.labels("mqtt", "json", "created")._value.get()
-            >= 1000
-        )
-    )
+    await wait_until(partial(reached, mqtt_app, 1000))
     headlines = await stored_headlines(mqtt_app)
     assert sorted(headlines) == sorted(f"Alert {n}" for n in range(1000))
 
@@ -102,13 +108,7 @@ async def test_broker_restart_mid_stream_loses_nothing(
 ) -> None:
     """With the broker restarted mid-stream, all 1,000 alerts are stored, none twice."""
     await publish_all(broker, [payload(n) for n in range(1000)], restart_after=400)
-    await wait_until(
-        lambda: (
-            mqtt_app.service.metrics.alerts_received.labels("mqtt", "json", "created")._value.get()
-            >= 1000
-        ),
-        timeout=60,
-    )
+    await wait_until(partial(reached, mqtt_app, 1000), within=60)
     await asyncio.sleep(0.5)  # late redeliveries would show up as extra rows
     headlines = await stored_headlines(mqtt_app)
     assert len(headlines) == 1000
@@ -130,12 +130,7 @@ async def test_bad_payload_reported_and_loop_continues(
                     if len(reports) == 2:
                         break
     assert [r["error"] for r in reports] == ["malformed_json", "invalid_cap"]
-    await wait_until(
-        lambda: (
-            mqtt_app.service.metrics.alerts_received.labels("mqtt", "json", "created")._value.get()
-            >= 1
-        )
-    )
+    await wait_until(partial(reached, mqtt_app, 1))
     assert await stored_headlines(mqtt_app) == ["Alert 1"]
     rejected = mqtt_app.service.metrics.alerts_received.labels("mqtt", "json", "rejected")
     assert rejected._value.get() == 1
@@ -147,15 +142,8 @@ async def test_alerts_published_while_service_is_down_arrive(
     """Alerts published while the service is stopped are delivered by the persistent session."""
     overrides = {"mqtt": {"url": broker.url, "alerts_topic": TOPIC, "client_id": "persist"}}
     async for running in start_service(tmp_path, **overrides):
-        await wait_until(lambda: running.service.metrics.mqtt_connected._value.get() == 1)
+        await wait_until(partial(connected, running))
     await publish_all(broker, [payload(n) for n in range(50)])
     async for running in start_service(tmp_path, **overrides):
-        await wait_until(
-            lambda: (
-                running.service.metrics.alerts_received.labels(
-                    "mqtt", "json", "created"
-                )._value.get()
-                >= 50
-            )
-        )
+        await wait_until(partial(reached, running, 50))
         assert len(await stored_headlines(running)) == 50

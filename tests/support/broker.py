@@ -76,13 +76,15 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.kind == "mosquitto":
             conf = self.data_dir / "mosquitto.conf"
-            conf.write_text(MOSQUITTO_CONF.format(port=self.port, data=self.data_dir,
-                                                  user=getpass.getuser()))
+            conf.write_text(
+                MOSQUITTO_CONF.format(port=self.port, data=self.data_dir, user=getpass.getuser())
+            )
             command = ["mosquitto", "-c", str(conf)]
         else:
             command = [sys.executable, "-c", AMQTT_SCRIPT.format(port=self.port)]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_for_port(self.port)
 
     def stop(self) -> None:

@@ -33,16 +33,16 @@ class MemoryStore:
             a = stored.alert
             if same_key or (a.sender, a.identifier, format_cap_time(a.sent)) == triple:
                 return InsertResult(alert=stored, created=False)
-        stored = StoredAlert(seq=len(self.alerts) + 1, **{
-            f: getattr(new, f) for f in NewAlert.__dataclass_fields__})
+        stored = StoredAlert(
+            seq=len(self.alerts) + 1, **{f: getattr(new, f) for f in NewAlert.__dataclass_fields__}
+        )
         self.alerts.append(stored)
         return InsertResult(alert=stored, created=True)
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None:
         return next((a for a in self.alerts if a.id == alert_id), None)
 
-    async def list_alerts(self, *, limit: int, before_seq: int | None = None
-                          ) -> list[StoredAlert]:
+    async def list_alerts(self, *, limit: int, before_seq: int | None = None) -> list[StoredAlert]:
         rows = [a for a in reversed(self.alerts) if before_seq is None or a.seq < before_seq]
         return rows[:limit]
 

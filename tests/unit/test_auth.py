@@ -16,7 +16,8 @@ async def test_token_is_stored_only_as_its_hash() -> None:
     """The secret is returned once; the store holds only its SHA-256."""
     store = MemoryStore()
     secret, record = await create_token(store, role=Role.ISSUER, name="desk")
-    assert secret.startswith("bc_") and len(secret) > 40
+    assert secret.startswith("bc_")
+    assert len(secret) > 40
     assert record.token_hash == hash_token(secret)
     assert all(secret not in repr(t) for t in store.tokens.values())
 
@@ -37,8 +38,9 @@ async def test_authenticate_and_roles() -> None:
 async def test_expired_and_revoked_tokens_fail() -> None:
     """Expired and revoked tokens are refused with 401."""
     store = MemoryStore()
-    expired, _ = await create_token(store, role=Role.ISSUER, name="e",
-                                    valid_for=timedelta(seconds=-1))
+    expired, _ = await create_token(
+        store, role=Role.ISSUER, name="e", valid_for=timedelta(seconds=-1)
+    )
     with pytest.raises(AuthError, match="expired"):
         await Authenticator(store).authenticate(f"Bearer {expired}")
     live, _ = await create_token(store, role=Role.ISSUER, name="l")

@@ -19,15 +19,24 @@ BODY = json.dumps({"event": "Fire", "headline": "Leave the building", "severity"
 
 def service(two_person: frozenset[Severity] = frozenset()) -> tuple[IntakeService, MemoryStore]:
     store = MemoryStore()
-    intake = IntakeService(store, sender="desk@example.org", two_person_severities=two_person,
-                           metrics=Metrics(),
-                           now=lambda: datetime(2026, 11, 22, 12, 0, 0, 123, tzinfo=UTC))
+    intake = IntakeService(
+        store,
+        sender="desk@example.org",
+        two_person_severities=two_person,
+        metrics=Metrics(),
+        now=lambda: datetime(2026, 11, 22, 12, 0, 0, 123, tzinfo=UTC),
+    )
     return intake, store
 
 
 def rest(body: str, key: str | None = None, actor: str = "t1") -> Submission:
-    return Submission(body=body.encode(), format=PayloadFormat.JSON, source="rest",
-                      actor=actor, idempotency_key=key)
+    return Submission(
+        body=body.encode(),
+        format=PayloadFormat.JSON,
+        source="rest",
+        actor=actor,
+        idempotency_key=key,
+    )
 
 
 async def test_rest_without_key_stores_each_post() -> None:
@@ -40,11 +49,12 @@ async def test_rest_without_key_stores_each_post() -> None:
 
 async def test_idempotency_key_is_scoped_to_the_caller() -> None:
     """The same key from two callers makes two alerts; from one caller, one."""
-    intake, store = service()
+    intake, _store = service()
     first = (await intake.submit(rest(BODY, "k", actor="a")))[0]
     again = (await intake.submit(rest(BODY, "k", actor="a")))[0]
     other = (await intake.submit(rest(BODY, "k", actor="b")))[0]
-    assert again.alert.id == first.alert.id and not again.created
+    assert again.alert.id == first.alert.id
+    assert not again.created
     assert other.created
     with pytest.raises(IdempotencyConflict):
         await intake.submit(rest(BODY.replace("Fire", "Flood"), "k", actor="a"))
@@ -63,8 +73,15 @@ async def test_update_references_our_alert_id() -> None:
     """An Update naming our alert id carries that alert's CAP reference triple."""
     intake, _ = service()
     original = (await intake.submit(rest(BODY)))[0].alert
-    update = json.dumps({"event": "Fire", "headline": "All clear", "severity": "Minor",
-                         "msg_type": "Update", "references": [original.id]})
+    update = json.dumps(
+        {
+            "event": "Fire",
+            "headline": "All clear",
+            "severity": "Minor",
+            "msg_type": "Update",
+            "references": [original.id],
+        }
+    )
     stored = (await intake.submit(rest(update)))[0].alert
     assert stored.alert.references == (original.alert.reference_key,)
     with pytest.raises(PayloadError, match="no alert with id"):

@@ -14,10 +14,14 @@ SENT = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
 
 def build(**fields: object) -> Alert:
-    base: dict[str, object] = {"event": "Gas leak", "headline": "Avoid Market St",
-                               "severity": "Severe"}
+    base: dict[str, object] = {
+        "event": "Gas leak",
+        "headline": "Avoid Market St",
+        "severity": "Severe",
+    }
     return AlertRequest.model_validate({**base, **fields}).to_alert(
-        identifier="id1", sender="desk@example.org", sent=SENT)
+        identifier="id1", sender="desk@example.org", sent=SENT
+    )
 
 
 def test_minimal_request_fills_cap_defaults() -> None:
@@ -27,15 +31,23 @@ def test_minimal_request_fills_cap_defaults() -> None:
     assert alert.scope.value == "Public"
     info = alert.infos[0]
     assert (info.language, info.urgency.value, info.certainty.value) == (
-        "en-US", "Unknown", "Unknown")
+        "en-US",
+        "Unknown",
+        "Unknown",
+    )
     assert info.categories[0].value == "Safety"
 
 
 def test_translations_become_info_blocks_sharing_areas() -> None:
     """Each translation is another info block with the first block's areas and event."""
     alert = build(
-        areas=[{"description": "Centre", "polygon": [[1, 1], [1, 2], [2, 2], [1, 1]],
-                "geocodes": {"postcode": ["M1", "M2"]}}],
+        areas=[
+            {
+                "description": "Centre",
+                "polygon": [[1, 1], [1, 2], [2, 2], [1, 1]],
+                "geocodes": {"postcode": ["M1", "M2"]},
+            }
+        ],
         translations=[{"language": "cy", "headline": "Osgowch Stryd y Farchnad"}],
     )
     assert [i.language for i in alert.infos] == ["en-US", "cy"]
@@ -46,22 +58,34 @@ def test_translations_become_info_blocks_sharing_areas() -> None:
 
 def test_update_keeps_resolved_references() -> None:
     """An Update carries the references the caller resolved."""
-    alert = AlertRequest.model_validate({
-        "event": "Gas leak", "headline": "Now clear", "severity": "Minor",
-        "msg_type": "Update", "references": ["abc"],
-    }).to_alert(identifier="id2", sender="s", sent=SENT, references=("s,id1,2026-01-01T00:00:00+00:00",))
+    alert = AlertRequest.model_validate(
+        {
+            "event": "Gas leak",
+            "headline": "Now clear",
+            "severity": "Minor",
+            "msg_type": "Update",
+            "references": ["abc"],
+        }
+    ).to_alert(
+        identifier="id2", sender="s", sent=SENT, references=("s,id1,2026-01-01T00:00:00+00:00",)
+    )
     assert alert.references == ("s,id1,2026-01-01T00:00:00+00:00",)
 
 
-@pytest.mark.parametrize(("fields", "phrase"), [
-    ({"expires": SENT - timedelta(hours=1)}, "expires must not be before sent"),
-    ({"msg_type": "Cancel"}, "requires references"),
-    ({"scope": "Restricted"}, "requires restriction"),
-    ({"scope": "Private"}, "requires addresses"),
-    ({"areas": [{"description": "x", "polygon": [[1, 1], [1, 2], [2, 2], [2, 1]]}]},
-     "must be closed"),
-    ({"areas": [{"description": "x", "polygon": [[1, 1], [2, 2], [1, 1]]}]}, "at least 4"),
-])
+@pytest.mark.parametrize(
+    ("fields", "phrase"),
+    [
+        ({"expires": SENT - timedelta(hours=1)}, "expires must not be before sent"),
+        ({"msg_type": "Cancel"}, "requires references"),
+        ({"scope": "Restricted"}, "requires restriction"),
+        ({"scope": "Private"}, "requires addresses"),
+        (
+            {"areas": [{"description": "x", "polygon": [[1, 1], [1, 2], [2, 2], [2, 1]]}]},
+            "must be closed",
+        ),
+        ({"areas": [{"description": "x", "polygon": [[1, 1], [2, 2], [1, 1]]}]}, "at least 4"),
+    ],
+)
 def test_cap_rules_are_enforced(fields: dict[str, object], phrase: str) -> None:
     """Each CAP rule failure is a ValidationError naming the rule."""
     with pytest.raises(ValidationError, match=phrase):
@@ -70,19 +94,33 @@ def test_cap_rules_are_enforced(fields: dict[str, object], phrase: str) -> None:
 
 def test_model_drops_fractional_seconds_and_needs_offsets() -> None:
     """CAP times lose fractions (CAP's pattern has none) and must carry an offset."""
-    info = Info(categories=("Met",), event="e", urgency="Past", severity="Minor",
-                certainty="Observed", onset=datetime(2026, 1, 1, 1, 2, 3, 456, tzinfo=UTC))
-    assert info.onset is not None and info.onset.microsecond == 0
+    info = Info(
+        categories=("Met",),
+        event="e",
+        urgency="Past",
+        severity="Minor",
+        certainty="Observed",
+        onset=datetime(2026, 1, 1, 1, 2, 3, 456, tzinfo=UTC),
+    )
+    assert info.onset is not None
+    assert info.onset.microsecond == 0
     with pytest.raises(ValidationError, match="timezone offset"):
-        Info(categories=("Met",), event="e", urgency="Past", severity="Minor",
-             certainty="Observed", onset=datetime(2026, 1, 1))  # noqa: DTZ001
+        Info(
+            categories=("Met",),
+            event="e",
+            urgency="Past",
+            severity="Minor",
+            certainty="Observed",
+            onset=datetime(2026, 1, 1),
+        )
 
 
 def test_identifier_rejects_cap_forbidden_characters() -> None:
     """Identifiers with spaces, commas, '<' or '&' are refused."""
     with pytest.raises(ValidationError, match="must not contain"):
-        AlertRequest.model_validate({"event": "e", "headline": "h", "severity": "Minor"}
-                                    ).to_alert(identifier="a b", sender="s", sent=SENT)
+        AlertRequest.model_validate({"event": "e", "headline": "h", "severity": "Minor"}).to_alert(
+            identifier="a b", sender="s", sent=SENT
+        )
 
 
 def test_alert_summaries_take_the_most_severe_block() -> None:
