@@ -2,6 +2,7 @@
 
 Adapters implement these; the core receives them through constructors and never imports an
 adapter. Records are frozen dataclasses so a store cannot hand out shared mutable state.
+Every time in a record is timezone-aware; stores return UTC.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class StoredAlert:
 @dataclass(frozen=True, slots=True)
 class InsertResult:
     """`created` is False when an equal alert (same idempotency key, or same CAP
-    sender+identifier+sent) was already stored; `alert` is then that earlier alert."""
+    sender+identifier+sent) was already stored; `alert` is then that earlier alert, and the
+    caller compares `body_hash` to spot a key reused for a different body."""
 
     alert: StoredAlert
     created: bool
@@ -99,7 +101,8 @@ class Store(Protocol):
 
     async def insert_alert(self, new: NewAlert) -> InsertResult:
         """Store an alert once: idempotent on `idempotency_key` and on CAP
-        sender+identifier+sent. Returns after the commit."""
+        sender+identifier+sent. Returns after the commit. An `id` already used by a
+        different alert raises StoreError."""
         ...
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None: ...
@@ -112,4 +115,6 @@ class Store(Protocol):
 
     async def create_token(self, token: ApiToken) -> None: ...
 
-    async def find_token(self, token_hash: str) -> ApiToken | None: ...
+    async def find_token(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, revoked or expired ones included: callers check."""
+        ...

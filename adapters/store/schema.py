@@ -1,0 +1,372 @@
+"""The database schema as versioned migrations, and the column encoding both stores share.
+
+Contract:
+- `MIGRATIONS` is an append-only list: a released step is never edited, only followed by a
+  new one. Versions are strictly increasing; `LATEST_VERSION` is the last one.
+- Each step carries the same change for SQLite and PostgreSQL. A runner applies only the
+  steps whose version is missing from `schema_migrations`, one transaction per step, and
+  records the step in that same transaction, so a crash leaves each step all-or-nothing.
+- SQLite keeps times as ISO-8601 text in UTC (`utc_text`), which sorts like the instant;
+  PostgreSQL keeps them as timestamptz. JSON columns hold text in both, except that
+  PostgreSQL uses jsonb where nobody hashes the exact bytes.
+- Enumerated columns (states, roles) have no CHECK constraint on purpose: SQLite cannot
+  alter a CHECK without rebuilding the table, and the Python enums already guard writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.models import Alert, format_cap_time
+from broadcaster.ports import AlertState, NewAlert, StoredAlert
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: the same change spelled for each backend."""
+
+    version: int
+    description: str
+    sqlite_sql: str
+    postgres_sql: str
+
+
+_V1_SQLITE = """
+CREATE TABLE alerts (
+    -- AUTOINCREMENT (not plain rowid) so a seq is never reused, even after deletes:
+    -- paging and the group-commit writer rely on seq only growing.
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    identifier TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    sent TEXT NOT NULL,
+    -- CAP's own spelling of sent (offset kept): CAP references name an alert by
+    -- sender,identifier,sent as text, so uniqueness is on the text.
+    sent_text TEXT NOT NULL,
+    status TEXT NOT NULL,
+    msg_type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    urgency TEXT NOT NULL,
+    expires TEXT,
+    state TEXT NOT NULL,
+    source TEXT NOT NULL,
+    channels TEXT NOT NULL DEFAULT '[]',
+    created_by TEXT,
+    idempotency_key TEXT UNIQUE,
+    body_hash TEXT NOT NULL,
+    alert_json TEXT NOT NULL,
+    cap_xml TEXT,
+    received_at TEXT NOT NULL,
+    UNIQUE (sender, identifier, sent_text)
+);
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT
+);
+"""
+
+_V1_POSTGRES = """
+CREATE TABLE alerts (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    identifier text NOT NULL,
+    sender text NOT NULL,
+    sent timestamptz NOT NULL,
+    sent_text text NOT NULL,
+    status text NOT NULL,
+    msg_type text NOT NULL,
+    severity text NOT NULL,
+    urgency text NOT NULL,
+    expires timestamptz,
+    state text NOT NULL,
+    source text NOT NULL,
+    channels jsonb NOT NULL DEFAULT '[]',
+    created_by text,
+    idempotency_key text UNIQUE,
+    body_hash text NOT NULL,
+    -- text, not jsonb: keeps the exact bytes and skips a parse on the hot insert path.
+    alert_json text NOT NULL,
+    cap_xml text,
+    received_at timestamptz NOT NULL,
+    UNIQUE (sender, identifier, sent_text)
+);
+CREATE TABLE api_tokens (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    role text NOT NULL,
+    token_hash text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz,
+    revoked_at timestamptz
+);
+"""
+
+# Priority: lower is more urgent (as SEVERITY_RANK), so the claim index serves
+# "ORDER BY priority, next_attempt_at" for state = 'pending' directly.
+_V2_SQLITE = """
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL REFERENCES alerts (id),
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    priority INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    lease_until TEXT,
+    last_error TEXT,
+    provider_ref TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (alert_id, channel, recipient)
+);
+CREATE INDEX deliveries_claim ON deliveries (state, priority, next_attempt_at);
+CREATE INDEX deliveries_provider_ref ON deliveries (provider_ref)
+    WHERE provider_ref IS NOT NULL;
+CREATE TABLE subscribers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    phone TEXT NOT NULL UNIQUE,
+    lat REAL,
+    lon REAL,
+    area_code TEXT,
+    language TEXT NOT NULL DEFAULT 'en-US',
+    groups TEXT NOT NULL DEFAULT '[]',
+    opted_out_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX subscribers_area_code ON subscribers (area_code);
+CREATE TABLE replies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    alert_id TEXT REFERENCES alerts (id),
+    sender TEXT,
+    text TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    category TEXT,
+    score REAL,
+    UNIQUE (source, external_id)
+);
+CREATE INDEX replies_alert_id ON replies (alert_id, received_at);
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    prev_hash TEXT,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE TABLE cursors (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+_V2_POSTGRES = """
+CREATE TABLE deliveries (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id text NOT NULL REFERENCES alerts (id),
+    channel text NOT NULL,
+    recipient text NOT NULL,
+    state text NOT NULL DEFAULT 'pending',
+    priority integer NOT NULL DEFAULT 0,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL,
+    lease_until timestamptz,
+    last_error text,
+    provider_ref text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    UNIQUE (alert_id, channel, recipient)
+);
+CREATE INDEX deliveries_claim ON deliveries (state, priority, next_attempt_at);
+CREATE INDEX deliveries_provider_ref ON deliveries (provider_ref)
+    WHERE provider_ref IS NOT NULL;
+CREATE TABLE subscribers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    phone text NOT NULL UNIQUE,
+    lat double precision,
+    lon double precision,
+    area_code text,
+    language text NOT NULL DEFAULT 'en-US',
+    groups jsonb NOT NULL DEFAULT '[]',
+    opted_out_at timestamptz,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX subscribers_area_code ON subscribers (area_code);
+CREATE TABLE replies (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source text NOT NULL,
+    external_id text NOT NULL,
+    alert_id text REFERENCES alerts (id),
+    sender text,
+    text text NOT NULL,
+    received_at timestamptz NOT NULL,
+    category text,
+    score double precision,
+    UNIQUE (source, external_id)
+);
+CREATE INDEX replies_alert_id ON replies (alert_id, received_at);
+CREATE TABLE audit_log (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    -- text, not jsonb: the hash chain covers these exact bytes; jsonb would reorder keys.
+    detail text NOT NULL DEFAULT '{}',
+    prev_hash text,
+    hash text NOT NULL UNIQUE
+);
+CREATE TABLE cursors (
+    name text PRIMARY KEY,
+    value text NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "intake: alerts and api_tokens", _V1_SQLITE, _V1_POSTGRES),
+    Migration(
+        2,
+        "fan-out and replies: deliveries, subscribers, replies, audit_log, cursors",
+        _V2_SQLITE,
+        _V2_POSTGRES,
+    ),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+SQLITE_BOOTSTRAP = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+POSTGRES_BOOTSTRAP = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    description text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def sqlite_statements(script: str) -> list[str]:
+    """Split a SQLite script into statements (the driver runs one at a time, and
+    `executescript` would commit the step's transaction half-way)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:60]!r}")
+    return statements
+
+
+# --- Column encoding shared by both stores -------------------------------------------
+
+ALERT_INSERT_COLUMNS = (
+    "id, identifier, sender, sent, sent_text, status, msg_type, severity, urgency, expires, "
+    "state, source, channels, created_by, idempotency_key, body_hash, alert_json, cap_xml, "
+    "received_at"
+)
+ALERT_INSERT_COUNT = ALERT_INSERT_COLUMNS.count(",") + 1
+# What reading an alert back needs, in the order `stored_alert_from_row` expects.
+ALERT_READ_COLUMNS = (
+    "seq, id, alert_json, channels, source, state, created_by, idempotency_key, body_hash, "
+    "cap_xml, received_at"
+)
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime. Naive values are taken as UTC, as asyncpg does."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """SQLite's time encoding: fixed-width ISO-8601 in UTC, so text order is time order."""
+    if value is None:
+        return None
+    return as_utc(value).isoformat(timespec="microseconds")
+
+
+def parse_utc_text(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def alert_insert_values(new: NewAlert) -> list[object]:
+    """The insert parameters for `new`, in `ALERT_INSERT_COLUMNS` order; times as aware UTC
+    datetimes (SQLite converts them with `utc_text`)."""
+    alert = new.alert
+    expires = alert.expires
+    return [
+        new.id,
+        alert.identifier,
+        alert.sender,
+        as_utc(alert.sent),
+        format_cap_time(alert.sent),
+        alert.status.value,
+        alert.msg_type.value,
+        alert.severity.value,
+        alert.urgency.value,
+        None if expires is None else as_utc(expires),
+        AlertState(new.state).value,
+        new.source,
+        json.dumps(list(new.channels)),
+        new.created_by,
+        new.idempotency_key,
+        new.body_hash,
+        alert.model_dump_json(),
+        new.cap_xml,
+        as_utc(new.received_at),
+    ]
+
+
+def stored_alert_from_new(seq: int, new: NewAlert) -> StoredAlert:
+    """The StoredAlert a fresh insert of `new` produced, without re-reading the row. Equal
+    to what a later read returns (times normalised to UTC the same way)."""
+    return StoredAlert(
+        seq=seq,
+        id=new.id,
+        alert=new.alert,
+        channels=tuple(new.channels),
+        source=new.source,
+        state=AlertState(new.state),
+        created_by=new.created_by,
+        idempotency_key=new.idempotency_key,
+        body_hash=new.body_hash,
+        cap_xml=new.cap_xml,
+        received_at=as_utc(new.received_at),
+    )
+
+
+def stored_alert_from_row(row: Sequence[Any], received_at: datetime) -> StoredAlert:
+    """Decode a row selected with `ALERT_READ_COLUMNS` (driver rows are untyped); the
+    caller decodes `received_at`, whose encoding differs per backend."""
+    return StoredAlert(
+        seq=int(row[0]),
+        id=row[1],
+        alert=Alert.model_validate_json(row[2]),
+        channels=tuple(json.loads(row[3])),
+        source=row[4],
+        state=AlertState(row[5]),
+        created_by=row[6],
+        idempotency_key=row[7],
+        body_hash=row[8],
+        cap_xml=row[9],
+        received_at=as_utc(received_at),
+    )

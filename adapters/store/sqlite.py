@@ -1,0 +1,399 @@
+"""`SqliteStore`: the `Store` port on SQLite (aiosqlite), with group commit for alert inserts.
+
+Contract:
+- `await SqliteStore.open(path)` opens (creating if needed) the database file; ":memory:"
+  gives a private in-memory database for tests. Call `migrate()` before use.
+- `insert_alert` returns only after the transaction holding the alert has committed.
+  Callers are batched: one writer task takes every insert waiting (up to `max_batch`),
+  runs them in one transaction and commits once, so N concurrent callers cost one commit,
+  not N. A row the database rejects fails only its own caller; a failed BEGIN/COMMIT fails
+  every caller of that batch. A caller cancelled while waiting may still have its alert
+  committed; retrying with the same idempotency key then returns it with created=False.
+- Reads go to a second, read-only connection (file databases), so they neither wait for a
+  batch to commit nor see a batch that has not committed. ":memory:" cannot be shared
+  between connections, so there reads use the writer connection between batches.
+- Every sqlite3 error leaves as `StoreError` (see `_translated`); using a closed store
+  raises `StoreError`. `close()` finishes every insert already queued, then closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from adapters.store import schema
+from alerts.models import format_cap_time
+from broadcaster.errors import StoreError
+from broadcaster.ports import ApiToken, InsertResult, NewAlert, Role, StoredAlert
+
+# Composed from constant column lists only, never from input, so S608 does not apply.
+_COLS = schema.ALERT_READ_COLUMNS
+_INSERT_ALERT = (
+    f"INSERT INTO alerts ({schema.ALERT_INSERT_COLUMNS}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * schema.ALERT_INSERT_COUNT)}) ON CONFLICT DO NOTHING"
+)
+_ALERT_BY_ID = f"SELECT {_COLS} FROM alerts WHERE id = ?"  # noqa: S608
+_ALERT_BY_KEY = f"SELECT {_COLS} FROM alerts WHERE idempotency_key = ?"  # noqa: S608
+_ALERT_BY_CAP = (
+    f"SELECT {_COLS} FROM alerts "  # noqa: S608
+    "WHERE sender = ? AND identifier = ? AND sent_text = ?"
+)
+_ALERTS_NEWEST = f"SELECT {_COLS} FROM alerts ORDER BY seq DESC LIMIT ?"  # noqa: S608
+_ALERTS_BEFORE = f"SELECT {_COLS} FROM alerts WHERE seq < ? ORDER BY seq DESC LIMIT ?"  # noqa: S608
+_SQL_API_INSERT = (
+    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, expires_at, revoked_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SQL_API_BY_HASH = (
+    "SELECT id, name, role, token_hash, created_at, expires_at, revoked_at "
+    "FROM api_tokens WHERE token_hash = ?"
+)
+# Errors that belong to one row (constraint, bad value), as opposed to the database
+# (I/O, lock, corruption) which fail the whole batch.
+# ProgrammingError covers a value of a type sqlite cannot bind.
+_ROW_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.DataError,
+    sqlite3.ProgrammingError,
+)
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """The one place sqlite3 exceptions become StoreError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"sqlite {action} failed: {exc}") from exc
+
+
+@dataclass(slots=True)
+class _Pending:
+    new: NewAlert
+    params: list[object]
+    future: asyncio.Future[InsertResult]
+
+
+class SqliteStore:
+    """The Store port on one SQLite file. Use `await SqliteStore.open(path)`."""
+
+    def __init__(
+        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection | None, max_batch: int
+    ) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._max_batch = max_batch
+        # Held by each write transaction, so migrate/create_token (and reads on ":memory:")
+        # never interleave with a batch on the shared writer connection.
+        self._write_lock = asyncio.Lock()
+        # Unbounded on purpose: each caller waits on its future, so the queue never holds
+        # more than the number of concurrent callers; their own concurrency is the limit.
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._closed = False
+        self._writer_task = asyncio.get_running_loop().create_task(
+            self._run_writer(), name="sqlite-store-writer"
+        )
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000, max_batch: int = 500
+    ) -> SqliteStore:
+        """Open the database at `path` (":memory:" for a private in-memory one)."""
+        target = os.fspath(path)
+        connections: list[aiosqlite.Connection] = []
+        try:
+            with _translated("open"):
+                writer = await _connect(target)
+                connections.append(writer)
+                await _configure(writer, busy_timeout_ms, read_only=False)
+                reader = None
+                if target != ":memory:":
+                    reader = await _connect(target)
+                    connections.append(reader)
+                    await _configure(reader, busy_timeout_ms, read_only=True)
+        except BaseException:
+            for conn in connections:
+                await conn.close()
+            raise
+        return cls(writer, reader, max_batch)
+
+    async def migrate(self) -> int:
+        """Apply missing migrations, each in its own BEGIN IMMEDIATE transaction: the
+        write lock serialises processes starting together, and each step re-checks
+        whether another process applied it meanwhile."""
+        self._check_open()
+        async with self._write_lock, self._transaction("migrate"):
+            await self._writer.execute(schema.SQLITE_BOOTSTRAP)
+            rows = await self._writer.execute_fetchall("SELECT version FROM schema_migrations")
+            applied = {int(row[0]) for row in rows}
+        for step in schema.MIGRATIONS:
+            if step.version in applied:
+                continue
+            async with self._write_lock, self._transaction(f"migration {step.version}"):
+                again = await self._writer.execute_fetchall(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (step.version,)
+                )
+                if again:
+                    continue
+                for statement in schema.sqlite_statements(step.sqlite_sql):
+                    await self._writer.execute(statement)
+                await self._writer.execute(
+                    "INSERT INTO schema_migrations (version, description, applied_at) "
+                    "VALUES (?, ?, ?)",
+                    (step.version, step.description, schema.utc_text(datetime.now(UTC))),
+                )
+        rows = await self._fetch("SELECT MAX(version) FROM schema_migrations", ())
+        return int(rows[0][0])
+
+    async def close(self) -> None:
+        """Commit every queued insert, stop the writer, close the connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put_nowait(None)
+        if not self._writer_task.done():  # done early only if it was cancelled
+            await self._writer_task
+        with _translated("close"):
+            await self._writer.close()
+            if self._reader is not None:
+                await self._reader.close()
+
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1", ())
+
+    async def insert_alert(self, new: NewAlert) -> InsertResult:
+        self._check_open()
+        if self._writer_task.done():
+            raise StoreError("sqlite writer has stopped")
+        try:
+            params = schema.alert_insert_values(new)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"cannot encode alert {new.id}: {exc}") from exc
+        # Times become UTC text here, in the caller, to keep the writer's loop lean.
+        params = [schema.utc_text(v) if isinstance(v, datetime) else v for v in params]
+        future: asyncio.Future[InsertResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(new, params, future))
+        return await future
+
+    async def get_alert(self, alert_id: str) -> StoredAlert | None:
+        rows = await self._fetch(_ALERT_BY_ID, (alert_id,))
+        return _alert(rows[0]) if rows else None
+
+    async def list_alerts(self, *, limit: int, before_seq: int | None = None) -> list[StoredAlert]:
+        if before_seq is None:
+            rows = await self._fetch(_ALERTS_NEWEST, (limit,))
+        else:
+            rows = await self._fetch(_ALERTS_BEFORE, (before_seq, limit))
+        return [_alert(row) for row in rows]
+
+    async def count_alerts(self) -> int:
+        rows = await self._fetch("SELECT COUNT(*) FROM alerts", ())
+        return int(rows[0][0])
+
+    async def create_token(self, token: ApiToken) -> None:
+        self._check_open()
+        values = (
+            token.id,
+            token.name,
+            Role(token.role).value,
+            token.token_hash,
+            schema.utc_text(token.created_at),
+            schema.utc_text(token.expires_at),
+            schema.utc_text(token.revoked_at),
+        )
+        # One statement in autocommit mode is its own committed transaction.
+        async with self._write_lock:
+            with _translated("create_token"):
+                await self._writer.execute(_SQL_API_INSERT, values)
+
+    async def find_token(self, token_hash: str) -> ApiToken | None:
+        rows = await self._fetch(_SQL_API_BY_HASH, (token_hash,))
+        if not rows:
+            return None
+        ident, name, role, stored_hash, created, expires, revoked = rows[0]
+        parse = schema.parse_utc_text
+        created_at = datetime.fromisoformat(created)
+        return ApiToken(
+            ident, name, Role(role), stored_hash, created_at, parse(expires), parse(revoked)
+        )
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("sqlite store is closed")
+
+    async def _fetch(self, sql: str, params: Sequence[object]) -> list[Any]:
+        self._check_open()
+        with _translated("read"):
+            if self._reader is not None:
+                return list(await self._reader.execute_fetchall(sql, params))
+            async with self._write_lock:
+                return list(await self._writer.execute_fetchall(sql, params))
+
+    @asynccontextmanager
+    async def _transaction(self, action: str) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT on the writer, ROLLBACK on any error; sqlite3 errors
+        leave as StoreError. IMMEDIATE takes the write lock up front, so a transaction never
+        has to upgrade a read lock, which in WAL mode fails with SQLITE_BUSY at once."""
+        with _translated(action):
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT leaves the transaction open. The error that got us here is
+                # the one to report; SQLite may also have rolled back already.
+                with suppress(sqlite3.Error):
+                    await self._writer.execute("ROLLBACK")
+                raise
+
+    async def _run_writer(self) -> None:
+        """Group commit: take everything waiting, write it in one transaction, repeat.
+        No deliberate delay: while one batch commits the next one accumulates."""
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                stop = False
+                while len(batch) < self._max_batch and not self._queue.empty():
+                    more = self._queue.get_nowait()
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                await self._write_batch(batch)
+                if stop:
+                    return
+        finally:
+            # Only reached early on cancellation: fail whoever still waits, never hang them.
+            while not self._queue.empty():
+                left = self._queue.get_nowait()
+                if left is not None and not left.future.done():
+                    left.future.set_exception(StoreError("sqlite writer stopped"))
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        """One transaction for the whole batch; resolves every future in it."""
+        outcomes: list[InsertResult | StoreError]
+        try:
+            async with self._write_lock, self._transaction("insert batch"):
+                outcomes = await self._insert_rows(batch)
+        except StoreError as exc:
+            outcomes = [exc] * len(batch)
+        except Exception as exc:  # noqa: BLE001 - a bug here must fail callers, not hang them
+            outcomes = [StoreError(f"sqlite insert batch failed: {exc!r}")] * len(batch)
+        except BaseException:
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(StoreError("sqlite writer cancelled"))
+            raise
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():  # the caller was cancelled
+                continue
+            if isinstance(outcome, StoreError):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    async def _insert_rows(self, batch: list[_Pending]) -> list[InsertResult | StoreError]:
+        """Inside the batch transaction: insert, then match each caller to its row.
+
+        Rows inserted by this transaction are exactly those with seq above the maximum at
+        its start (seq only grows, and BEGIN IMMEDIATE keeps other writers out)."""
+        w = self._writer
+        rows = await w.execute_fetchall("SELECT COALESCE(MAX(seq), 0) FROM alerts")
+        before = int(next(iter(rows))[0])
+        failed: dict[int, StoreError] = {}
+        await w.execute("SAVEPOINT batch")
+        try:
+            await w.executemany(_INSERT_ALERT, [p.params for p in batch])
+        except _ROW_ERRORS:
+            # Some row is bad: redo them one by one so only that caller fails.
+            await w.execute("ROLLBACK TO batch")
+            failed = await self._insert_one_by_one(batch)
+        await w.execute("RELEASE batch")
+        rows = await w.execute_fetchall("SELECT id, seq FROM alerts WHERE seq > ?", (before,))
+        created = {str(row[0]): int(row[1]) for row in rows}
+        claimed: set[str] = set()
+        outcomes: list[InsertResult | StoreError] = []
+        for index, pending in enumerate(batch):
+            new = pending.new
+            if index in failed:
+                outcomes.append(failed[index])
+            elif new.id in created and new.id not in claimed:
+                claimed.add(new.id)
+                outcomes.append(
+                    InsertResult(schema.stored_alert_from_new(created[new.id], new), True)
+                )
+            else:
+                outcomes.append(await self._existing(new))
+        return outcomes
+
+    async def _insert_one_by_one(self, batch: list[_Pending]) -> dict[int, StoreError]:
+        failed: dict[int, StoreError] = {}
+        for index, pending in enumerate(batch):
+            await self._writer.execute("SAVEPOINT one")
+            try:
+                await self._writer.execute(_INSERT_ALERT, pending.params)
+            except _ROW_ERRORS as exc:
+                await self._writer.execute("ROLLBACK TO one")
+                failed[index] = StoreError(f"sqlite rejected alert {pending.new.id}: {exc}")
+            await self._writer.execute("RELEASE one")
+        return failed
+
+    async def _existing(self, new: NewAlert) -> InsertResult | StoreError:
+        """The stored alert `new` conflicted with: same idempotency key first (the
+        client's explicit intent), else same CAP sender+identifier+sent."""
+        w = self._writer
+        rows: list[Any] = []
+        if new.idempotency_key is not None:
+            rows = list(await w.execute_fetchall(_ALERT_BY_KEY, (new.idempotency_key,)))
+        if not rows:
+            cap_key = (new.alert.sender, new.alert.identifier, format_cap_time(new.alert.sent))
+            rows = list(await w.execute_fetchall(_ALERT_BY_CAP, cap_key))
+        if not rows:
+            return StoreError(f"alert id {new.id} is already used by a different alert")
+        return InsertResult(_alert(rows[0]), False)
+
+
+async def _connect(target: str) -> aiosqlite.Connection:
+    # Autocommit mode (isolation_level=None): transactions are explicit BEGIN/COMMIT, so
+    # the driver never opens one behind our back and SAVEPOINTs behave as documented.
+    conn = aiosqlite.connect(target, isolation_level=None)
+    try:
+        return await conn
+    except BaseException:
+        # After a failed connect aiosqlite stops its worker thread, which later reports to
+        # the event loop; wait for it so it cannot report to a loop that has since closed.
+        await asyncio.to_thread(conn._thread.join, 5.0)
+        raise
+
+
+async def _configure(conn: aiosqlite.Connection, busy_timeout_ms: int, *, read_only: bool) -> None:
+    # WAL: readers never block the writer nor see its uncommitted batch. synchronous=NORMAL
+    # in WAL fsyncs only at checkpoints, yet a committed transaction is in the OS page cache
+    # and survives the process dying (crash, kill -9), which is what "ack after commit"
+    # promises. It may lose the last commits on power loss or OS crash; FULL would survive
+    # that too, at one fsync per commit (group commit makes that cost per batch, not alert).
+    await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        await conn.execute("PRAGMA query_only = ON")
+        return
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def _alert(row: Sequence[Any]) -> StoredAlert:
+    return schema.stored_alert_from_row(row, datetime.fromisoformat(row[10]))
