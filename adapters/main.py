@@ -8,13 +8,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import uvloop
+
 from adapters.server import serve
 from adapters.store import open_store
 from broadcaster import cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.main(argv, cli.Wiring(open_store=open_store, serve=serve))
+    # uvloop roughly halves the event loop's own cost per request (measured in bench/);
+    # aiohttp, aiomqtt and aiosqlite all run on it unchanged.
+    return cli.main(argv, cli.Wiring(open_store=open_store, serve=serve, run=uvloop.run))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,9 @@ class MqttIntake:
             identifier=self._settings.client_id,
             clean_session=False,
             keepalive=30,
-            max_queued_incoming_messages=self._settings.max_in_flight * 4,
+            # No cap on aiomqtt's queue: when full it drops messages, and a dropped message is
+            # never acknowledged, so the broker's in-flight window clogs. The broker's own
+            # in-flight limit already bounds what arrives before we acknowledge.
         )
         # aiomqtt has no manual-ack switch; paho's own is the supported way to delay PUBACK
         # until after the commit. Fenced here, the one place that reaches into aiomqtt.

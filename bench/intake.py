@@ -175,6 +175,7 @@ async def bench_mqtt(server: Server, broker: Broker, count: int) -> dict[str, fl
     async with aiomqtt.Client(
         "127.0.0.1", broker.port, identifier="bench-publisher", max_inflight_messages=500
     ) as client:
+        client.pending_calls_threshold = count + 1  # the backlog is the point here
         await asyncio.gather(*(publish(client, body) for body in payloads))
     published = time.perf_counter() - started
     while await created_via_mqtt(server.port) < count:
@@ -192,6 +193,46 @@ async def bench_mqtt(server: Server, broker: Broker, count: int) -> dict[str, fl
     }
 
 
+async def publish_backlog(broker: Broker, count: int) -> None:
+    """Publish `count` alerts at QoS 1 while nobody reads them: the broker queues them."""
+    window = asyncio.Semaphore(500)
+
+    async def publish(client: aiomqtt.Client, body: bytes) -> None:
+        async with window:
+            await client.publish("bench/alerts", body, qos=1)
+
+    async with aiomqtt.Client(
+        "127.0.0.1", broker.port, identifier="bench-publisher", max_inflight_messages=500
+    ) as client:
+        client.pending_calls_threshold = count + 1
+        await asyncio.gather(*(publish(client, alert_body(n)) for n in range(count)))
+
+
+async def bench_mqtt_backlog(server: Server, broker: Broker, count: int) -> dict[str, float]:
+    """The service's own intake rate: drain a backlog the broker queued while it was down
+    (the burst after a reconnect), timed from its first stored alert to its last."""
+    server.start()
+    await asyncio.sleep(1.0)  # subscribe once, so the broker keeps the persistent session
+    server.stop()
+    await publish_backlog(broker, count)
+    server.start()
+    first = 0.0
+    while (first := await created_via_mqtt(server.port)) == 0:  # noqa: ASYNC110 - polls another process
+        await asyncio.sleep(0.01)
+    started = time.perf_counter()
+    stored = first
+    while stored < count and time.perf_counter() - started < 300:
+        await asyncio.sleep(0.02)
+        stored = await created_via_mqtt(server.port)
+    elapsed = time.perf_counter() - started
+    return {
+        "alerts": count,
+        "stored": stored,
+        "seconds": elapsed,
+        "per_second": (stored - first) / elapsed,
+    }
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as handle:
@@ -206,16 +247,22 @@ def machine() -> str:
 
 
 def write_results(
-    rest: dict[str, float], mqtt: dict[str, float], rss: dict[str, float], connections: int
+    rest: dict[str, float],
+    mqtt: dict[str, float],
+    backlog: dict[str, float],
+    rss: dict[str, float],
+    connections: int,
 ) -> str:
     ok = {True: "met", False: "NOT met"}
     rest_ok = rest["per_second"] >= 1000 and rest["p99_ms"] <= 50 and rest["errors"] == 0
     mqtt_ok = mqtt["per_second"] >= 2000 and mqtt["stored"] >= mqtt["alerts"]
+    backlog_ok = backlog["per_second"] >= 2000 and backlog["stored"] >= backlog["alerts"]
     text = f"""# Benchmark results
 
 Written by `bench/intake.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
 Machine: {machine()}. The service runs in its own process on SQLite (WAL); the load generator
-runs on the same machine, so both share its cores.
+(a Python aiohttp / aiomqtt client) and Mosquitto run on the same machine and share its cores.
+"Live" MQTT includes the publisher's own CPU; the "backlog" row measures the service alone.
 
 | benchmark | figure | target | |
 |---|---|---|---|
@@ -226,6 +273,9 @@ max {rest["max_ms"]:.0f} ms, {rest["errors"]:.0f} errors | ≥ 1,000 alerts/s, p
 | MQTT intake, {mqtt["alerts"]:.0f} alerts at QoS 1 (publish → committed) | \
 {mqtt["per_second"]:.0f} alerts/s ({mqtt["stored"]:.0f} stored in {mqtt["seconds"]:.2f} s) | \
 ≥ 2,000 alerts/s | {ok[mqtt_ok]} |
+| MQTT intake, service alone: a backlog of {backlog["alerts"]:.0f} queued alerts drained \
+(first → last commit) | {backlog["per_second"]:.0f} alerts/s | ≥ 2,000 alerts/s | \
+{ok[backlog_ok]} |
 | service peak RSS after the REST run | {rss["rest"]:.0f} MB | | |
 | service peak RSS after the MQTT run | {rss["mqtt"]:.0f} MB | | |
 """
@@ -263,8 +313,19 @@ async def main() -> None:
         finally:
             server.stop()
             broker.stop()
-        print("MQTT", {k: round(v, 2) for k, v in mqtt.items()})
-    print(write_results(rest, mqtt, rss, args.connections))
+        print("MQTT live", {k: round(v, 2) for k, v in mqtt.items()})
+
+        broker = Broker(folder / "broker-backlog")
+        broker.start()
+        (folder / "backlog").mkdir()
+        server = Server(folder / "backlog", mqtt_url=broker.url)
+        try:
+            backlog = await bench_mqtt_backlog(server, broker, args.alerts)
+        finally:
+            server.stop()
+            broker.stop()
+        print("MQTT backlog", {k: round(v, 2) for k, v in backlog.items()})
+    print(write_results(rest, mqtt, backlog, rss, args.connections))
 
 
 if __name__ == "__main__":

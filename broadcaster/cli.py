@@ -32,6 +32,8 @@ class Wiring:
 
     open_store: Callable[[str], Awaitable[Store]]
     serve: Callable[[Settings], Coroutine[Any, Any, None]]
+    # Runs a coroutine to completion on a fresh event loop (asyncio.run, or uvloop's).
+    run: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,15 +63,15 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
         if args.command == "serve":
             settings = load_settings(args.config)
             configure_logging(settings.logging)
-            asyncio.run(wiring.serve(settings))
+            wiring.run(wiring.serve(settings))
         elif args.command == "demo":
             settings = _demo_settings(Path(args.dir), args.port)
             configure_logging(settings.logging)
-            asyncio.run(_demo(settings, Path(args.dir), wiring))
+            wiring.run(_demo(settings, Path(args.dir), wiring))
         elif args.command == "token":
             settings = load_settings(args.config)
             days = timedelta(days=args.days) if args.days else None
-            secret = asyncio.run(_create_token(settings, Role(args.role), args.name, days, wiring))
+            secret = wiring.run(_create_token(settings, Role(args.role), args.name, days, wiring))
             print(f"created {args.role} token for {args.name!r}; it is shown only once:")
             print(secret)
     except ConfigError as exc:

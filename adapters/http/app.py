@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error
+from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error, json_response
 from adapters.http.openapi import build_openapi
 from adapters.http.views import alert_view
 from alerts.cap import to_cap_xml
@@ -79,12 +79,8 @@ async def post_alert(request: web.Request) -> web.Response:
     status = 201 if created else 200
     if len(results) == 1:
         view = alert_view(results[0].alert, base)
-        return web.json_response(
-            view, status=status, headers={"Location": f"/v1/alerts/{view['id']}"}
-        )
-    return web.json_response(
-        {"alerts": [alert_view(r.alert, base) for r in results]}, status=status
-    )
+        return json_response(view, status=status, headers={"Location": f"/v1/alerts/{view['id']}"})
+    return json_response({"alerts": [alert_view(r.alert, base) for r in results]}, status=status)
 
 
 def _int_query(
@@ -114,7 +110,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"alerts": [alert_view(r, base) for r in rows]}
     if len(rows) == limit:
         body["next"] = f"/v1/alerts?limit={limit}&before={rows[-1].seq}"
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def get_alert(request: web.Request) -> web.Response:
@@ -123,7 +119,7 @@ async def get_alert(request: web.Request) -> web.Response:
     stored = await service.store.get_alert(request.match_info["id"])
     if stored is None:
         return json_error(404, "not_found", "no such alert")
-    return web.json_response(alert_view(stored, service.settings.http.base_url))
+    return json_response(alert_view(stored, service.settings.http.base_url))
 
 
 async def get_alert_cap(request: web.Request) -> web.Response:
@@ -137,16 +133,16 @@ async def get_alert_cap(request: web.Request) -> web.Response:
 
 
 async def get_openapi(request: web.Request) -> web.Response:
-    return web.json_response(build_openapi(request.app[SERVICE].settings.http.base_url))
+    return json_response(build_openapi(request.app[SERVICE].settings.http.base_url))
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     ready, detail = await request.app[SERVICE].check_ready()
-    return web.json_response({"ready": ready, "checks": detail}, status=200 if ready else 503)
+    return json_response({"ready": ready, "checks": detail}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from pydantic_core import to_json
 
 from broadcaster.errors import AuthError, IntakeError, StoreError
 
@@ -34,10 +35,20 @@ _CODES = {
 }
 
 
+def json_response(
+    body: object, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response serialised by pydantic-core (several times faster than json.dumps on
+    alert views, which is most of what intake answers)."""
+    return web.Response(
+        body=to_json(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
 def json_error(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.json_response({"error": code, "detail": detail}, status=status, headers=headers)
+    return json_response({"error": code, "detail": detail}, status=status, headers=headers)
 
 
 @web.middleware

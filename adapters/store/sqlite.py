@@ -287,8 +287,15 @@ class SqliteStore:
         """One transaction for the whole batch; resolves every future in it."""
         outcomes: list[InsertResult | StoreError]
         try:
-            async with self._write_lock, self._transaction("insert batch"):
-                outcomes = await self._insert_rows(batch)
+            async with self._write_lock:
+                with _translated("insert batch"):
+                    # The whole batch is one call on aiosqlite's thread: a round trip through
+                    # the event loop per statement would make every batch wait on a busy
+                    # loop several times. `_execute` is aiosqlite's own queueing primitive,
+                    # used only here.
+                    outcomes = await self._writer._execute(
+                        _write_batch_sync, self._writer._conn, batch
+                    )
         except StoreError as exc:
             outcomes = [exc] * len(batch)
         except Exception as exc:  # noqa: BLE001 - a bug here must fail callers, not hang them
@@ -306,65 +313,82 @@ class SqliteStore:
             else:
                 pending.future.set_result(outcome)
 
-    async def _insert_rows(self, batch: list[_Pending]) -> list[InsertResult | StoreError]:
-        """Inside the batch transaction: insert, then match each caller to its row.
 
-        Rows inserted by this transaction are exactly those with seq above the maximum at
-        its start (seq only grows, and BEGIN IMMEDIATE keeps other writers out)."""
-        w = self._writer
-        rows = await w.execute_fetchall("SELECT COALESCE(MAX(seq), 0) FROM alerts")
-        before = int(next(iter(rows))[0])
-        failed: dict[int, StoreError] = {}
-        await w.execute("SAVEPOINT batch")
+def _write_batch_sync(
+    conn: sqlite3.Connection, batch: list[_Pending]
+) -> list[InsertResult | StoreError]:
+    """On the writer's thread: BEGIN IMMEDIATE, insert the batch, match each caller to its
+    row, COMMIT (ROLLBACK on any error, which then fails the whole batch)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes = _insert_rows(conn, batch)
+        conn.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT leaves the transaction open; SQLite may also have rolled back.
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, batch: list[_Pending]
+) -> list[InsertResult | StoreError]:
+    """Inside the batch transaction: insert, then match each caller to its row.
+
+    Rows inserted by this transaction are exactly those with seq above the maximum at
+    its start (seq only grows, and BEGIN IMMEDIATE keeps other writers out)."""
+    before = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0])
+    failed: dict[int, StoreError] = {}
+    conn.execute("SAVEPOINT batch")
+    try:
+        conn.executemany(_INSERT_ALERT, [p.params for p in batch])
+    except _ROW_ERRORS:
+        # Some row is bad: redo them one by one so only that caller fails.
+        conn.execute("ROLLBACK TO batch")
+        failed = _insert_one_by_one(conn, batch)
+    conn.execute("RELEASE batch")
+    rows = conn.execute("SELECT id, seq FROM alerts WHERE seq > ?", (before,)).fetchall()
+    created = {str(row[0]): int(row[1]) for row in rows}
+    claimed: set[str] = set()
+    outcomes: list[InsertResult | StoreError] = []
+    for index, pending in enumerate(batch):
+        new = pending.new
+        if index in failed:
+            outcomes.append(failed[index])
+        elif new.id in created and new.id not in claimed:
+            claimed.add(new.id)
+            outcomes.append(InsertResult(schema.stored_alert_from_new(created[new.id], new), True))
+        else:
+            outcomes.append(_existing(conn, new))
+    return outcomes
+
+
+def _insert_one_by_one(conn: sqlite3.Connection, batch: list[_Pending]) -> dict[int, StoreError]:
+    failed: dict[int, StoreError] = {}
+    for index, pending in enumerate(batch):
+        conn.execute("SAVEPOINT one")
         try:
-            await w.executemany(_INSERT_ALERT, [p.params for p in batch])
-        except _ROW_ERRORS:
-            # Some row is bad: redo them one by one so only that caller fails.
-            await w.execute("ROLLBACK TO batch")
-            failed = await self._insert_one_by_one(batch)
-        await w.execute("RELEASE batch")
-        rows = await w.execute_fetchall("SELECT id, seq FROM alerts WHERE seq > ?", (before,))
-        created = {str(row[0]): int(row[1]) for row in rows}
-        claimed: set[str] = set()
-        outcomes: list[InsertResult | StoreError] = []
-        for index, pending in enumerate(batch):
-            new = pending.new
-            if index in failed:
-                outcomes.append(failed[index])
-            elif new.id in created and new.id not in claimed:
-                claimed.add(new.id)
-                outcomes.append(
-                    InsertResult(schema.stored_alert_from_new(created[new.id], new), True)
-                )
-            else:
-                outcomes.append(await self._existing(new))
-        return outcomes
+            conn.execute(_INSERT_ALERT, pending.params)
+        except _ROW_ERRORS as exc:
+            conn.execute("ROLLBACK TO one")
+            failed[index] = StoreError(f"sqlite rejected alert {pending.new.id}: {exc}")
+        conn.execute("RELEASE one")
+    return failed
 
-    async def _insert_one_by_one(self, batch: list[_Pending]) -> dict[int, StoreError]:
-        failed: dict[int, StoreError] = {}
-        for index, pending in enumerate(batch):
-            await self._writer.execute("SAVEPOINT one")
-            try:
-                await self._writer.execute(_INSERT_ALERT, pending.params)
-            except _ROW_ERRORS as exc:
-                await self._writer.execute("ROLLBACK TO one")
-                failed[index] = StoreError(f"sqlite rejected alert {pending.new.id}: {exc}")
-            await self._writer.execute("RELEASE one")
-        return failed
 
-    async def _existing(self, new: NewAlert) -> InsertResult | StoreError:
-        """The stored alert `new` conflicted with: same idempotency key first (the
-        client's explicit intent), else same CAP sender+identifier+sent."""
-        w = self._writer
-        rows: list[Any] = []
-        if new.idempotency_key is not None:
-            rows = list(await w.execute_fetchall(_ALERT_BY_KEY, (new.idempotency_key,)))
-        if not rows:
-            cap_key = (new.alert.sender, new.alert.identifier, format_cap_time(new.alert.sent))
-            rows = list(await w.execute_fetchall(_ALERT_BY_CAP, cap_key))
-        if not rows:
-            return StoreError(f"alert id {new.id} is already used by a different alert")
-        return InsertResult(_alert(rows[0]), False)
+def _existing(conn: sqlite3.Connection, new: NewAlert) -> InsertResult | StoreError:
+    """The stored alert `new` conflicted with: same idempotency key first (the
+    client's explicit intent), else same CAP sender+identifier+sent."""
+    rows: list[Any] = []
+    if new.idempotency_key is not None:
+        rows = conn.execute(_ALERT_BY_KEY, (new.idempotency_key,)).fetchall()
+    if not rows:
+        cap_key = (new.alert.sender, new.alert.identifier, format_cap_time(new.alert.sent))
+        rows = conn.execute(_ALERT_BY_CAP, cap_key).fetchall()
+    if not rows:
+        return StoreError(f"alert id {new.id} is already used by a different alert")
+    return InsertResult(_alert(rows[0]), False)
 
 
 async def _connect(target: str) -> aiosqlite.Connection:

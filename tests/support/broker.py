@@ -22,7 +22,7 @@ persistence true
 persistence_location {data}/
 autosave_interval 1
 max_queued_messages 200000
-max_inflight_messages 100
+max_inflight_messages 1000
 log_dest file {data}/mosquitto.log
 # Run as whoever started the test: as root, mosquitto would otherwise switch to the
 # `mosquitto` user, which cannot write persistence into the test's folder.
