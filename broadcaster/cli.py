@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import secrets
 import sys
@@ -137,6 +138,22 @@ async def _demo(settings: Settings, folder: Path, wiring: Wiring) -> None:
     finally:
         await store.close()
     base = settings.http.base_url
+    # One line: a backslash-newline inside single quotes would reach the JSON.
+    example = json.dumps(
+        {
+            "event": "Gas leak",
+            "headline": "Avoid Market St: gas leak",
+            "severity": "Severe",
+            "urgency": "Immediate",
+            "areas": [
+                {
+                    "description": "Market St",
+                    "circle": {"lat": 51.5072, "lon": -0.1276, "radius_km": 0.5},
+                }
+            ],
+        },
+        separators=(",", ":"),
+    )
     print(
         f"""
 broadcaster demo — config {config_path}, data in {folder}/
@@ -150,9 +167,7 @@ broadcaster demo — config {config_path}, data in {folder}/
 Send an alert:
   curl -s -X POST {base}/v1/alerts -H 'Authorization: Bearer {issuer}' \\
     -H 'Content-Type: application/json' \\
-    -d '{{"event":"Gas leak","headline":"Avoid Market St: gas leak","severity":"Severe",\\
-"urgency":"Immediate","certainty":"Observed","instruction":"Keep away from Market St.",\\
-"areas":[{{"description":"Market St","circle":{{"lat":51.5072,"lon":-0.1276,"radius_km":0.5}}}}]}}'
+    -d '{example}'
 List alerts:
   curl -s {base}/v1/alerts -H 'Authorization: Bearer {admin}'
 Press Ctrl-C to stop.
