@@ -52,9 +52,6 @@ class MqttIntake:
         topic = self._settings.alerts_topic
         return f"$share/{group}/{topic}" if group else topic
 
-    async def wait_connected(self) -> None:
-        await self._connected.wait()
-
     async def run(self) -> None:
         delay = 0.5
         metrics = self._service.metrics

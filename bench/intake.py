@@ -212,19 +212,8 @@ async def created_via_mqtt(port: int) -> float:
 
 
 async def bench_mqtt(server: Server, broker: Broker, count: int) -> dict[str, float]:
-    payloads = [alert_body(n) for n in range(count)]
-    window = asyncio.Semaphore(500)
-
-    async def publish(client: aiomqtt.Client, body: bytes) -> None:
-        async with window:
-            await client.publish("bench/alerts", body, qos=1)
-
     started = time.perf_counter()
-    async with aiomqtt.Client(
-        "127.0.0.1", broker.port, identifier="bench-publisher", max_inflight_messages=500
-    ) as client:
-        client.pending_calls_threshold = count + 1  # the backlog is the point here
-        await asyncio.gather(*(publish(client, body) for body in payloads))
+    await publish_alerts(broker, count)
     published = time.perf_counter() - started
     while await created_via_mqtt(server.port) < count:
         if time.perf_counter() - started > 300:
@@ -241,8 +230,8 @@ async def bench_mqtt(server: Server, broker: Broker, count: int) -> dict[str, fl
     }
 
 
-async def publish_backlog(broker: Broker, count: int) -> None:
-    """Publish `count` alerts at QoS 1 while nobody reads them: the broker queues them."""
+async def publish_alerts(broker: Broker, count: int) -> None:
+    """Publish `count` alerts at QoS 1, up to 500 awaiting their PUBACK at a time."""
     window = asyncio.Semaphore(500)
 
     async def publish(client: aiomqtt.Client, body: bytes) -> None:
@@ -252,7 +241,7 @@ async def publish_backlog(broker: Broker, count: int) -> None:
     async with aiomqtt.Client(
         "127.0.0.1", broker.port, identifier="bench-publisher", max_inflight_messages=500
     ) as client:
-        client.pending_calls_threshold = count + 1
+        client.pending_calls_threshold = count + 1  # the backlog is the point here
         await asyncio.gather(*(publish(client, alert_body(n)) for n in range(count)))
 
 
@@ -262,7 +251,7 @@ async def bench_mqtt_backlog(server: Server, broker: Broker, count: int) -> dict
     server.start()
     await asyncio.sleep(1.0)  # subscribe once, so the broker keeps the persistent session
     server.stop()
-    await publish_backlog(broker, count)
+    await publish_alerts(broker, count)  # nobody reads: the broker queues them
     server.start()
     first = 0.0
     while (first := await created_via_mqtt(server.port)) == 0:  # noqa: ASYNC110 - polls another process
