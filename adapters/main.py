@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import uvloop
 
-from adapters.server import serve
+from adapters.server import drain, serve
 from adapters.store import open_store
 from broadcaster import cli
 
@@ -18,7 +18,9 @@ from broadcaster import cli
 def main(argv: Sequence[str] | None = None) -> int:
     # uvloop roughly halves the event loop's own cost per request (measured in bench/);
     # aiohttp, aiomqtt and aiosqlite all run on it unchanged.
-    return cli.main(argv, cli.Wiring(open_store=open_store, serve=serve, run=uvloop.run))
+    return cli.main(
+        argv, cli.Wiring(open_store=open_store, serve=serve, drain=drain, run=uvloop.run)
+    )
 
 
 if __name__ == "__main__":

@@ -8,24 +8,43 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
+from adapters.channels import open_channels
 from adapters.http.app import create_app
 from adapters.mqtt import MqttIntake
 from adapters.store import open_store
 from broadcaster.config import Settings
+from broadcaster.dispatcher import Dispatcher, DispatchPolicy
+from broadcaster.fence import CancelFence
+from broadcaster.metrics import Metrics
+from broadcaster.ports import Channel
 from broadcaster.service import Service
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def running_service(settings: Settings) -> AsyncIterator[tuple[Service, str]]:
-    """The whole service, started; yields it and the base URL it listens on."""
+async def running_service(
+    settings: Settings, *, extra_channels: Mapping[str, Channel] | None = None
+) -> AsyncIterator[tuple[Service, str]]:
+    """The whole service, started; yields it and the base URL it listens on.
+    `extra_channels` join the configured ones (tests add recording channels this way)."""
+    async with open_channels(settings) as channels:
+        channels.update(extra_channels or {})
+        async with _running(settings, channels) as running:
+            yield running
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    settings: Settings, channels: Mapping[str, Channel]
+) -> AsyncIterator[tuple[Service, str]]:
     store = await open_store(settings.database.url)
-    service = Service.build(settings, store)
+    service = Service.build(settings, store, channels=channels)
+    service.start_dispatcher()
     if settings.mqtt.url:
         mqtt = MqttIntake(settings.mqtt, service, max_payload_bytes=settings.http.max_body_bytes)
         service.add_task(mqtt.run(), name="mqtt-intake")
@@ -58,3 +77,23 @@ async def serve(settings: Settings) -> None:
         print(f"broadcaster listening on {url}", flush=True)
         await stop.wait()
         log.info("stopping")
+
+
+async def drain(settings: Settings) -> int:
+    """`broadcaster drain`: send everything pending, then exit. Returns how many deliveries
+    were still open at the start."""
+    async with open_channels(settings) as channels:
+        store = await open_store(settings.database.url)
+        try:
+            dispatcher = Dispatcher(
+                store,
+                channels,
+                policy=DispatchPolicy.from_settings(settings.delivery),
+                metrics=Metrics(),
+                fence=CancelFence(),
+            )
+            open_count = await store.count_open_deliveries()
+            await dispatcher.drain()
+        finally:
+            await store.close()
+    return open_count

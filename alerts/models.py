@@ -281,3 +281,17 @@ def format_cap_time(value: datetime) -> str:
     """Format a time as CAP's dateTime: `YYYY-MM-DDThh:mm:ss±hh:mm`, never `Z`."""
     text = value.replace(microsecond=0).isoformat()
     return text[:-6] + "+00:00" if text.endswith("Z") else text
+
+
+def reference_parts(reference: str) -> tuple[str, str, str]:
+    """Split a CAP reference `sender,identifier,sent` into its parts, with `sent` rewritten
+    as `format_cap_time` writes it, so `...T10:00:00Z` and `...T10:00:00+00:00` name the same
+    alert. A `sent` that is not a time is returned unchanged (it then matches nothing)."""
+    sender, identifier, sent = reference.split(",", 2)
+    try:
+        parsed = datetime.fromisoformat(sent.strip())
+    except ValueError:
+        return sender.strip(), identifier.strip(), sent.strip()
+    if parsed.tzinfo is None:
+        return sender.strip(), identifier.strip(), sent.strip()
+    return sender.strip(), identifier.strip(), format_cap_time(parsed)

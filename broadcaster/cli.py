@@ -33,6 +33,8 @@ class Wiring:
 
     open_store: Callable[[str], Awaitable[Store]]
     serve: Callable[[Settings], Coroutine[Any, Any, None]]
+    # Sends the outbox until nothing is pending, returns how many were open at the start.
+    drain: Callable[[Settings], Coroutine[Any, Any, int]]
     # Runs a coroutine to completion on a fresh event loop (asyncio.run, or uvloop's).
     run: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run
 
@@ -47,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the service locally with demo settings")
     demo.add_argument("--dir", default="demo-data", help="folder for the demo's files")
     demo.add_argument("--port", type=int, default=8080)
+
+    drain = commands.add_parser(
+        "drain", help="send every pending delivery on the configured channels, then exit"
+    )
+    drain.add_argument("--config", required=True, help="TOML configuration file")
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -69,6 +76,11 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             settings = _demo_settings(Path(args.dir), args.port)
             configure_logging(settings.logging)
             wiring.run(_demo(settings, Path(args.dir), wiring))
+        elif args.command == "drain":
+            settings = load_settings(args.config)
+            configure_logging(settings.logging)
+            opened = wiring.run(wiring.drain(settings))
+            print(f"drained: {opened} deliveries were open; none is left pending or sending")
         elif args.command == "token":
             settings = load_settings(args.config)
             days = timedelta(days=args.days) if args.days else None

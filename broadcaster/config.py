@@ -97,6 +97,8 @@ class WebhookReceiver(_Section):
 
 class WebSettings(_Section):
     webhooks: list[WebhookReceiver] = Field(default_factory=list)
+    # Webhook sends per second over all receivers; None: only concurrency bounds them.
+    webhook_rate_per_second: Annotated[float | None, Field(gt=0)] = None
 
 
 class ChannelsSettings(_Section):
@@ -112,6 +114,26 @@ class ApprovalSettings(_Section):
 class AlertsSettings(_Section):
     # CAP `sender` of alerts issued through our JSON API (CAP alerts keep their own).
     sender: str = "broadcaster@localhost"
+
+
+class DeliverySettings(_Section):
+    """The delivery engine: retries, leases, concurrency, circuit breaker, shutdown."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    max_age_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    backoff_base_seconds: Annotated[float, Field(gt=0)] = 1.0
+    backoff_cap_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # A claim is a lease: a process that dies holding deliveries loses them after this.
+    lease_seconds: Annotated[float, Field(ge=5)] = 60.0
+    send_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
+    # Sends in flight per channel, unless the channel sets its own.
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
+    # How often an idle channel looks for due work (retries, other processes' alerts).
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
+    breaker_failures: Annotated[int, Field(ge=1)] = 10
+    breaker_cooldown_seconds: Annotated[float, Field(gt=0)] = 30.0
+    # On SIGTERM, how long in-flight sends may take to finish before they are cut off.
+    shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
 
 
 class LoggingSettings(_Section):
@@ -135,6 +157,7 @@ class Settings(BaseSettings):
     channels: ChannelsSettings = ChannelsSettings()
     approval: ApprovalSettings = ApprovalSettings()
     alerts: AlertsSettings = AlertsSettings()
+    delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -4,6 +4,9 @@ Contract:
 - `submit` returns only after every alert in the payload has committed (or was already stored);
   callers acknowledge (HTTP 201/200, MQTT PUBACK) only after it returns.
 - A payload is refused as a whole with an `IntakeError` subclass before anything is stored.
+- An accepted alert is stored together with its planned deliveries (one transaction); an
+  Update/Cancel also stops the alerts it references in that transaction, and the cancel
+  fence keeps this process from starting any send of them once it commits.
 - Repeats are answered with the first result (`created=False`): by `Idempotency-Key` (scoped to
   the caller), by CAP sender+identifier+sent, and over MQTT by the payload's hash, because a
   broker redelivers what a crash left unacknowledged.
@@ -22,10 +25,12 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from alerts.cap import CapError, parse_cap
-from alerts.models import Alert, MsgType, Severity
+from alerts.models import Alert, MsgType, Severity, reference_parts
 from alerts.requests import AlertRequest
 from broadcaster.errors import IdempotencyConflict, MalformedPayload, PayloadError
+from broadcaster.fence import CancelFence
 from broadcaster.metrics import Metrics
+from broadcaster.planner import Planner, delivery_priority
 from broadcaster.ports import AlertState, InsertResult, NewAlert, Store
 
 
@@ -72,9 +77,15 @@ class IntakeService:
         sender: str,
         two_person_severities: frozenset[Severity],
         metrics: Metrics,
+        planner: Planner | None = None,
+        fence: CancelFence | None = None,
+        on_planned: Callable[[], None] = lambda: None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
+        self._planner = planner or Planner({})
+        self._fence = fence or CancelFence()
+        self._on_planned = on_planned
         self._sender = sender
         self._two_person = two_person_severities
         self._metrics = metrics
@@ -94,12 +105,14 @@ class IntakeService:
         results = []
         for index, alert in enumerate(alerts):
             key = self._scoped_key(submission, body_hash, index, len(alerts))
+            state = self._initial_state(alert)
+            accepted = state is AlertState.ACCEPTED
             new = NewAlert(
                 id=uuid.uuid4().hex,
                 alert=alert,
                 channels=channels,
                 source=submission.source,
-                state=self._initial_state(alert),
+                state=state,
                 created_by=submission.actor,
                 idempotency_key=key,
                 body_hash=body_hash,
@@ -107,8 +120,10 @@ class IntakeService:
                 if submission.format is PayloadFormat.CAP
                 else None,
                 received_at=received_at,
+                deliveries=self._planner.plan(alert, channels) if accepted else (),
+                priority=delivery_priority(alert),
             )
-            result = await self._store.insert_alert(new)
+            result = await self._insert(new)
             stored = result.alert
             if (
                 not result.created
@@ -129,6 +144,25 @@ class IntakeService:
         )
         return results
 
+    async def _insert(self, new: NewAlert) -> InsertResult:
+        """Insert, holding the cancel fence over the alerts an Update/Cancel stops."""
+        stops = new.state is AlertState.ACCEPTED and new.alert.msg_type in (
+            MsgType.UPDATE,
+            MsgType.CANCEL,
+        )
+        keys = [reference_parts(ref) for ref in new.alert.references] if stops else []
+        self._fence.hold(keys)
+        try:
+            result = await self._store.insert_alert(new)
+        except BaseException:
+            self._fence.settle(keys, stopped=False)
+            raise
+        # A repeat of an Update/Cancel already stored (and so already applied) stops too.
+        self._fence.settle(keys, stopped=result.alert.state is AlertState.ACCEPTED)
+        if result.created and (new.deliveries or keys):
+            self._on_planned()
+        return result
+
     async def _parse(self, submission: Submission) -> tuple[list[Alert], tuple[str, ...]]:
         if submission.format is PayloadFormat.CAP:
             try:
@@ -141,6 +175,8 @@ class IntakeService:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 raise MalformedPayload(describe_validation_error(exc)) from exc
             raise PayloadError(describe_validation_error(exc)) from exc
+        channels = tuple(dict.fromkeys(request.channels))
+        self._planner.check_requested(channels)
         references = await self._resolve_references(request.references)
         try:
             alert = request.to_alert(
@@ -151,7 +187,7 @@ class IntakeService:
             )
         except ValidationError as exc:
             raise PayloadError(describe_validation_error(exc)) from exc
-        return [alert], tuple(dict.fromkeys(request.channels))
+        return [alert], channels
 
     async def _resolve_references(self, references: list[str]) -> tuple[str, ...]:
         """Our alert ids become CAP `sender,identifier,sent`; CAP triples pass through."""

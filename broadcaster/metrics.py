@@ -35,3 +35,35 @@ class Metrics:
             "MQTT connection attempts after a loss.",
             registry=self.registry,
         )
+        self.deliveries = Counter(
+            "broadcaster_deliveries_total",
+            "Delivery attempts by channel and outcome (sent, retry, failed, cancelled, expired).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.send_seconds = Histogram(
+            "broadcaster_send_duration_seconds",
+            "Time from handing a message to the provider to its answer.",
+            ["channel"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+        )
+        self.ratelimit_wait_seconds = Histogram(
+            "broadcaster_ratelimit_wait_seconds",
+            "Time a send waited for its channel's rate limits.",
+            ["channel"],
+            registry=self.registry,
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 900.0),
+        )
+        self.provider_errors = Counter(
+            "broadcaster_provider_errors_total",
+            "Failed send attempts by channel, kind (transient, permanent) and provider code.",
+            ["channel", "kind", "code"],
+            registry=self.registry,
+        )
+        self.circuit_open = Gauge(
+            "broadcaster_circuit_state",
+            "Circuit breaker per channel: 0 closed, 1 half-open, 2 open.",
+            ["channel"],
+            registry=self.registry,
+        )

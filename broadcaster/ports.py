@@ -7,6 +7,7 @@ Every time in a record is timezone-aware; stores return UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -27,7 +28,42 @@ class AlertState(StrEnum):
 
     ACCEPTED = "accepted"
     PENDING_APPROVAL = "pending_approval"
+    # Referenced by a committed Cancel: nothing more of it is sent.
     CANCELLED = "cancelled"
+    # Referenced by a committed Update: its pending deliveries stopped; the update replaces it.
+    SUPERSEDED = "superseded"
+
+
+class DeliveryState(StrEnum):
+    """pending -> sending -> sent | failed | cancelled | expired; receipts later move a sent
+    delivery to delivered | undelivered | failed."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+
+
+# States whose recipient has (or may have: `sending` is in flight) received the message, and
+# so is owed the correction when the alert is updated or cancelled.
+REACHED_STATES: tuple[DeliveryState, ...] = (
+    DeliveryState.SENDING,
+    DeliveryState.SENT,
+    DeliveryState.DELIVERED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    """One message to send: the alert on `channel` to `recipient` (a phone number, an account,
+    a webhook URL ...; opaque to the core)."""
+
+    channel: str
+    recipient: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +80,11 @@ class NewAlert:
     body_hash: str
     cap_xml: str | None
     received_at: datetime
+    # Written in the alert's own transaction, only when the alert is created in state
+    # `accepted` (an alert pending approval plans nothing until it is approved).
+    deliveries: tuple[PlannedDelivery, ...] = ()
+    # Claim order of those deliveries: lower goes first (see planner.delivery_priority).
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +127,163 @@ class ApiToken:
     revoked_at: datetime | None = None
 
 
-class Store(Protocol):
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A delivery leased to one worker (state `sending`). `attempts` counts this attempt."""
+
+    id: int
+    alert_id: str
+    channel: str
+    recipient: str
+    priority: int
+    attempts: int
+    created_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What became of a claimed delivery. `state` is SENT, FAILED, CANCELLED, EXPIRED, or
+    PENDING for a retry at `next_attempt_at`."""
+
+    delivery_id: int
+    state: DeliveryState
+    at: datetime
+    provider_ref: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A delivery as the API shows it."""
+
+    id: int
+    alert_id: str
+    channel: str
+    recipient: str
+    state: DeliveryState
+    priority: int
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    provider_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """How fast and how wide a channel may send. Rates are in cost units per second (one
+    unit per message; SMS counts segments). A limit of None is no limit."""
+
+    # The whole channel, whatever the sender.
+    rate_per_second: float | None = None
+    burst: int = 1
+    # Sender keys that share the load (SMS from-numbers; one account elsewhere).
+    senders: tuple[str, ...] = ("default",)
+    sender_rate_per_second: float | None = None
+    sender_burst: int = 1
+    # A provider quota per fixed window (X: posts per 15 minutes), corrected by its headers.
+    window_limit: int | None = None
+    window_seconds: float = 900.0
+    # Sends in flight at once.
+    concurrency: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One send: the claimed delivery, its alert, and the sender key the rate limiter chose."""
+
+    delivery: ClaimedDelivery
+    alert: StoredAlert
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    """The provider accepted the message. Rate fields carry the provider's own view of the
+    budget (X's x-rate-limit-remaining / -reset, reset as epoch seconds) when it sends one."""
+
+    provider_ref: str | None = None
+    rate_remaining: int | None = None
+    rate_reset_at: float | None = None
+
+
+class Channel(Protocol):
+    """Where messages go. Implementations live in adapters/ and render with alerts/."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def limits(self) -> ChannelLimits: ...
+
+    def audience(self, alert: Alert) -> Sequence[str]:
+        """The recipients of `alert` on this channel, decided when the alert is planned."""
+        ...
+
+    def cost(self, alert: StoredAlert, recipient: str) -> int:
+        """Rate-limit units this message uses (1; SMS: its segment count). At least 1."""
+        ...
+
+    async def send(self, message: Outbound) -> SendReceipt:
+        """Send once. Raises TransientDeliveryError (retry: timeouts, connection errors,
+        5xx, 429 with retry_after) or PermanentDeliveryError (never retry this one)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Outbox(Protocol):
+    """The deliveries table as the dispatcher sees it. Every write has committed on return."""
+
+    async def claim_deliveries(
+        self, channel: str, *, limit: int, now: datetime, lease_until: datetime
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries of `channel`: state pending, next_attempt_at <=
+        now, not expired (expires_at null or > now); most urgent first (priority, then id).
+        They become `sending` with `lease_until`, attempts + 1. Returned in claim order.
+        Concurrent claimers (threads, processes) never receive the same delivery."""
+        ...
+
+    async def finish_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> None:
+        """Record outcomes of deliveries this worker holds (state `sending`); an outcome for
+        a delivery no longer `sending` is ignored. Sets state, updated_at=at, provider_ref
+        (when given), last_error (when given), next_attempt_at (retries), lease_until=null.
+        Concurrent callers may share one commit."""
+        ...
+
+    async def release_deliveries(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        """Give back leased deliveries that were never attempted (shutdown): `sending` ->
+        `pending`, attempts - 1, lease cleared, due at once."""
+        ...
+
+    async def extend_leases(self, delivery_ids: Sequence[int], lease_until: datetime) -> None:
+        """Keep holding these `sending` deliveries (a worker waiting on a rate limit or an
+        open circuit is alive): their lease now ends at `lease_until`."""
+        ...
+
+    async def reclaim_expired_leases(self, now: datetime) -> int:
+        """`sending` deliveries whose lease ended before `now` (their process died) become
+        `pending` and due at once; returns how many."""
+        ...
+
+    async def expire_deliveries(self, now: datetime) -> int:
+        """`pending` deliveries whose expires_at <= now become `expired`; returns how many."""
+        ...
+
+    async def alert_states(self, alert_ids: Sequence[str]) -> dict[str, AlertState]:
+        """The current state of each of these alerts (unknown ids are left out)."""
+        ...
+
+    async def count_open_deliveries(self, channels: Sequence[str] | None = None) -> int:
+        """Deliveries still `pending` or `sending`, on `channels` when given (`drain` runs
+        until this is 0 for the channels it can send on)."""
+        ...
+
+
+class Store(Outbox, Protocol):
     """Durable state. Every write has committed when its coroutine returns."""
 
     async def migrate(self) -> int:
@@ -102,7 +299,27 @@ class Store(Protocol):
     async def insert_alert(self, new: NewAlert) -> InsertResult:
         """Store an alert once: idempotent on `idempotency_key` and on CAP
         sender+identifier+sent. Returns after the commit. An `id` already used by a
-        different alert raises StoreError."""
+        different alert raises StoreError.
+
+        When the alert is created in state `accepted`, the same transaction also
+        - inserts `new.deliveries` (state pending, due now, `new.priority`, expires_at =
+          alert.expires);
+        - for an Update or Cancel, for each alert named by `alert.references` (matched on
+          sender, identifier and sent, see `alerts.models.reference_parts`): sets that
+          alert's state to `superseded` (Update) or `cancelled` (Cancel), turns its pending
+          deliveries to `cancelled` in one statement, and plans this alert to every
+          (channel, recipient) of that alert in a REACHED_STATES state (duplicates of
+          `new.deliveries` are skipped)."""
+        ...
+
+    async def delivery_counts(self, alert_id: str) -> dict[str, dict[str, int]]:
+        """channel -> state -> count for one alert's deliveries."""
+        ...
+
+    async def list_deliveries(
+        self, alert_id: str, *, limit: int, after_id: int | None = None
+    ) -> list[DeliveryRecord]:
+        """One alert's deliveries by id, `after_id` pages forward."""
         ...
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None: ...

@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from broadcaster.auth import Authenticator
 from broadcaster.config import Settings
+from broadcaster.dispatcher import Dispatcher, DispatchPolicy
 from broadcaster.errors import StoreError
+from broadcaster.fence import CancelFence
 from broadcaster.intake import IntakeService
 from broadcaster.metrics import Metrics
-from broadcaster.ports import Store
+from broadcaster.planner import Planner
+from broadcaster.ports import Channel, Store
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +39,41 @@ class Service:
     metrics: Metrics
     intake: IntakeService
     authenticator: Authenticator
+    dispatcher: Dispatcher
+    planner: Planner
     started_at: float = field(default_factory=time.time)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, metrics: Metrics | None = None) -> Service:
+    def build(
+        cls,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics | None = None,
+        channels: Mapping[str, Channel] | None = None,
+    ) -> Service:
+        """Wire the core. `channels` (by name) are the delivery channels the adapters built;
+        the service closes them when the dispatcher stops."""
         metrics = metrics or Metrics()
+        channels = dict(channels or {})
+        fence = CancelFence()
+        planner = Planner(channels)
+        dispatcher = Dispatcher(
+            store,
+            channels,
+            policy=DispatchPolicy.from_settings(settings.delivery),
+            metrics=metrics,
+            fence=fence,
+        )
         intake = IntakeService(
             store,
             sender=settings.alerts.sender,
             two_person_severities=frozenset(settings.approval.two_person_severities),
             metrics=metrics,
+            planner=planner,
+            fence=fence,
+            on_planned=dispatcher.wake,
         )
         service = cls(
             settings=settings,
@@ -55,9 +81,15 @@ class Service:
             metrics=metrics,
             intake=intake,
             authenticator=Authenticator(store),
+            dispatcher=dispatcher,
+            planner=planner,
         )
         service.readiness["database"] = service._database_ready
         return service
+
+    def start_dispatcher(self) -> None:
+        """Send the outbox in the background for the life of the service."""
+        self.add_task(self.dispatcher.run(), name="dispatcher")
 
     def add_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background loop for the life of the service; a crash is logged, not lost."""

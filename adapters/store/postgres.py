@@ -6,10 +6,22 @@ Contract:
   statement to one schema, which tests use for isolation. Call `migrate()` before use.
 - Every statement runs in autocommit unless it says otherwise, so a write has committed
   when its coroutine returns. `insert_alert` is one `INSERT ... ON CONFLICT DO NOTHING
-  RETURNING seq` round trip when the alert is new; only on a conflict does a second
-  statement read the earlier alert (in a fresh snapshot, so it sees a conflicting row that
-  a concurrent transaction committed while we waited on it). PostgreSQL already does group
-  commit across concurrent sessions, so no batching is needed here.
+  RETURNING seq` round trip when the alert is new and plans nothing; only on a conflict
+  does a second statement read the earlier alert (in a fresh snapshot, so it sees a
+  conflicting row that a concurrent transaction committed while we waited on it).
+  PostgreSQL already does group commit across concurrent sessions, so no batching is
+  needed here.
+- An alert created `accepted` with deliveries, or an accepted Update/Cancel, is one
+  transaction: the alert row; its deliveries (one `unnest` insert); then, for each alert
+  it references, the state change, the cancelling of that alert's pending deliveries (one
+  statement) and the copy of its reached recipients to this alert. The cancel runs before
+  the copy: a worker that claims one of those deliveries meanwhile makes our UPDATE wait
+  for it and skip the row, and the copy (a later statement, so a later snapshot under READ
+  COMMITTED) then sees it `sending` and owes it the correction.
+- The delivery queue: claims lock with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
+  never wait for each other nor get the same row. The background sweeps (lease reclaim,
+  expiry) skip locked rows too, so they never deadlock with a Cancel or a worker; what they
+  skip, their next run takes.
 - `migrate()` is safe when several processes start at once: each step runs in its own
   transaction under `pg_advisory_xact_lock`, and re-checks whether it is still missing.
 - asyncpg and socket errors leave as `StoreError` (see `_translated`); using a closed
@@ -22,8 +34,9 @@ Contract:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -31,7 +44,18 @@ import asyncpg
 from adapters.store import schema
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
-from broadcaster.ports import ApiToken, InsertResult, NewAlert, Role, StoredAlert
+from broadcaster.ports import (
+    AlertState,
+    ApiToken,
+    ClaimedDelivery,
+    DeliveryOutcome,
+    DeliveryRecord,
+    DeliveryState,
+    InsertResult,
+    NewAlert,
+    Role,
+    StoredAlert,
+)
 
 # Any constant will do, as long as every broadcaster process uses the same one.
 _MIGRATION_LOCK_KEY = 0x62636173745F6D67  # "bcast_mg"
@@ -59,6 +83,93 @@ _SQL_API_INSERT = (
 _SQL_API_BY_HASH = (
     "SELECT id, name, role, token_hash, created_at, expires_at, revoked_at "
     "FROM api_tokens WHERE token_hash = $1"
+)
+
+# --- Deliveries. Literal states are DeliveryState values; S608 as above. ---------------
+_DCOLS = schema.DELIVERY_INSERT_COLUMNS
+# $1 alert id, $2 channels, $3 recipients, $4 priority, $5 received_at (due, created,
+# updated), $6 expires_at. Ordinality keeps ids (FIFO) in planned order.
+_INSERT_DELIVERIES = (
+    f"INSERT INTO deliveries ({_DCOLS}) "  # noqa: S608
+    "SELECT $1::text, p.channel, p.recipient, 'pending', $4::integer, 0, $5::timestamptz, "
+    "$6::timestamptz, $5::timestamptz, $5::timestamptz "
+    "FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS p (channel, recipient, n) "
+    "ORDER BY p.n ON CONFLICT DO NOTHING"
+)
+# $1 senders, $2 identifiers, $3 sent_texts, $4 the new alert's id, $5 the new state.
+# A cancelled alert stays cancelled (an Update does not revive it).
+_MARK_REFERENCED = (
+    "UPDATE alerts a SET state = CASE WHEN a.state = 'cancelled' THEN a.state "
+    "ELSE $5::text END "
+    "FROM unnest($1::text[], $2::text[], $3::text[]) AS r (sender, identifier, sent_text) "
+    "WHERE a.sender = r.sender AND a.identifier = r.identifier "
+    "AND a.sent_text = r.sent_text AND a.id <> $4 "
+    "RETURNING a.id"
+)
+_CANCEL_PENDING = (
+    "UPDATE deliveries SET state = 'cancelled', updated_at = $2 "
+    "WHERE alert_id = ANY($1::text[]) AND state = 'pending'"
+)
+# $1 new alert id, $2 referenced ids, $3 priority, $4 received_at, $5 expires_at,
+# $6 REACHED_STATES.
+_PLAN_CORRECTIONS = (
+    f"INSERT INTO deliveries ({_DCOLS}) "  # noqa: S608
+    "SELECT $1::text, d.channel, d.recipient, 'pending', $3::integer, 0, $4::timestamptz, "
+    "$5::timestamptz, $4::timestamptz, $4::timestamptz "
+    "FROM deliveries d WHERE d.alert_id = ANY($2::text[]) AND d.state = ANY($6::text[]) "
+    "ORDER BY d.id ON CONFLICT DO NOTHING"
+)
+# $1 channel, $2 now, $3 limit, $4 lease_until. Served by deliveries_due.
+_CLAIM = (
+    "WITH due AS (SELECT id AS due_id FROM deliveries WHERE channel = $1 "  # noqa: S608
+    "AND state = 'pending' AND next_attempt_at <= $2 "
+    "AND (expires_at IS NULL OR expires_at > $2) "
+    "ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "UPDATE deliveries d SET state = 'sending', attempts = d.attempts + 1, "
+    "lease_until = $4, updated_at = $2 FROM due WHERE d.id = due.due_id "
+    f"RETURNING {schema.CLAIMED_DELIVERY_COLUMNS}"
+)
+_FINISH = (
+    "UPDATE deliveries d SET state = o.state, updated_at = o.at, "
+    "provider_ref = COALESCE(o.provider_ref, d.provider_ref), "
+    "last_error = COALESCE(o.error, d.last_error), "
+    "next_attempt_at = COALESCE(o.next_attempt_at, d.next_attempt_at), lease_until = NULL "
+    "FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], "
+    "$6::timestamptz[]) AS o (id, state, at, provider_ref, error, next_attempt_at) "
+    "WHERE d.id = o.id AND d.state = 'sending'"
+)
+_RELEASE = (
+    "UPDATE deliveries SET state = 'pending', attempts = GREATEST(attempts - 1, 0), "
+    "lease_until = NULL, next_attempt_at = $2, updated_at = $2 "
+    "WHERE id = ANY($1::bigint[]) AND state = 'sending'"
+)
+_EXTEND = (
+    "UPDATE deliveries SET lease_until = $2 WHERE id = ANY($1::bigint[]) AND state = 'sending'"
+)
+_RECLAIM = (
+    "WITH stale AS (SELECT id FROM deliveries WHERE state = 'sending' AND lease_until < $1 "
+    "FOR UPDATE SKIP LOCKED) "
+    "UPDATE deliveries d SET state = 'pending', next_attempt_at = $1, lease_until = NULL, "
+    "updated_at = $1 FROM stale WHERE d.id = stale.id"
+)
+_EXPIRE = (
+    "WITH gone AS (SELECT id FROM deliveries WHERE state = 'pending' AND expires_at <= $1 "
+    "FOR UPDATE SKIP LOCKED) "
+    "UPDATE deliveries d SET state = 'expired', last_error = $2, updated_at = $1 "
+    "FROM gone WHERE d.id = gone.id"
+)
+_ALERT_STATES = "SELECT id, state FROM alerts WHERE id = ANY($1::text[])"
+_COUNT_OPEN = "SELECT COUNT(*) FROM deliveries WHERE state = ANY($1::text[])"
+_COUNT_OPEN_ON = (
+    "SELECT COUNT(*) FROM deliveries WHERE state = ANY($1::text[]) AND channel = ANY($2::text[])"
+)
+_DELIVERY_COUNTS = (
+    "SELECT channel, state, COUNT(*) FROM deliveries WHERE alert_id = $1 "
+    "GROUP BY channel, state ORDER BY channel, state"
+)
+_LIST_DELIVERIES = (
+    f"SELECT {schema.DELIVERY_RECORD_COLUMNS} FROM deliveries "  # noqa: S608
+    "WHERE alert_id = $1 AND id > $2 ORDER BY id LIMIT $3"
 )
 
 
@@ -164,9 +275,13 @@ class PostgresStore:
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"cannot encode alert {new.id}: {exc}") from exc
         with _translated("insert_alert"):
-            seq = await self._pool.fetchval(_INSERT_ALERT, *params)
+            if schema.plans_in_transaction(new):
+                seq = await self._insert_and_plan(new, params)
+            else:
+                seq = await self._pool.fetchval(_INSERT_ALERT, *params)
             if seq is not None:
                 return InsertResult(schema.stored_alert_from_new(int(seq), new), True)
+            # After the transaction: a fresh snapshot sees a concurrent duplicate's commit.
             # Same idempotency key first (the client's explicit intent), else the CAP key.
             row = None
             if new.idempotency_key is not None:
@@ -179,6 +294,182 @@ class PostgresStore:
         if row is None:
             raise StoreError(f"alert id {new.id} is already used by a different alert")
         return InsertResult(_alert(row), False)
+
+    async def _insert_and_plan(self, new: NewAlert, params: list[object]) -> int | None:
+        """Insert the alert and, when created, its deliveries and its effect on the alerts it
+        references, in one transaction. Returns the new seq, or None on a conflict (then
+        nothing was written)."""
+        received_at = schema.as_utc(new.received_at)
+        expires_at = schema.delivery_expiry(new)
+        priority = int(new.priority)
+        async with self._pool.acquire() as conn, conn.transaction():
+            seq = await conn.fetchval(_INSERT_ALERT, *params)
+            if seq is None:
+                return None
+            target = schema.referenced_alert_state(new)
+            keys = schema.reference_keys(new)
+            if target is not None and keys:
+                rows = await conn.fetch(
+                    _MARK_REFERENCED,
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [k[2] for k in keys],
+                    new.id,
+                    target.value,
+                )
+                referenced = [row[0] for row in rows]
+                if referenced:
+                    await conn.execute(_CANCEL_PENDING, referenced, received_at)
+                    # Before the alert's own audience: at equal priority, lower ids go
+                    # first, and those acting on the original's word need the correction most.
+                    await conn.execute(
+                        _PLAN_CORRECTIONS,
+                        new.id,
+                        referenced,
+                        priority,
+                        received_at,
+                        expires_at,
+                        list(schema.REACHED_STATE_VALUES),
+                    )
+            if new.deliveries:
+                await conn.execute(
+                    _INSERT_DELIVERIES,
+                    new.id,
+                    [d.channel for d in new.deliveries],
+                    [d.recipient for d in new.deliveries],
+                    priority,
+                    received_at,
+                    expires_at,
+                )
+            return int(seq)
+
+    # --- Outbox --------------------------------------------------------------------------
+
+    async def claim_deliveries(
+        self, channel: str, *, limit: int, now: datetime, lease_until: datetime
+    ) -> list[ClaimedDelivery]:
+        self._check_open()
+        if limit <= 0:
+            return []
+        with _translated("claim_deliveries"):
+            rows = await self._pool.fetch(
+                _CLAIM, channel, schema.as_utc(now), limit, schema.as_utc(lease_until)
+            )
+        claimed = [
+            ClaimedDelivery(
+                id=int(row[0]),
+                alert_id=row[1],
+                channel=row[2],
+                recipient=row[3],
+                priority=int(row[4]),
+                attempts=int(row[5]),
+                created_at=row[6],
+                expires_at=row[7],
+            )
+            for row in rows
+        ]
+        claimed.sort(key=lambda d: (d.priority, d.id))
+        return claimed
+
+    async def finish_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> None:
+        self._check_open()
+        unique = schema.first_outcome_per_delivery(outcomes)
+        if not unique:
+            return
+        with _translated("finish_deliveries"):
+            await self._pool.execute(
+                _FINISH,
+                [o.delivery_id for o in unique],
+                [DeliveryState(o.state).value for o in unique],
+                [schema.as_utc(o.at) for o in unique],
+                [o.provider_ref for o in unique],
+                [o.error for o in unique],
+                [_utc_or_none(o.next_attempt_at) for o in unique],
+            )
+
+    async def release_deliveries(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        self._check_open()
+        if not delivery_ids:
+            return
+        with _translated("release_deliveries"):
+            await self._pool.execute(_RELEASE, list(delivery_ids), schema.as_utc(now))
+
+    async def extend_leases(self, delivery_ids: Sequence[int], lease_until: datetime) -> None:
+        self._check_open()
+        if not delivery_ids:
+            return
+        with _translated("extend_leases"):
+            await self._pool.execute(_EXTEND, list(delivery_ids), schema.as_utc(lease_until))
+
+    async def reclaim_expired_leases(self, now: datetime) -> int:
+        self._check_open()
+        with _translated("reclaim_expired_leases"):
+            status = await self._pool.execute(_RECLAIM, schema.as_utc(now))
+        return _row_count(status)
+
+    async def expire_deliveries(self, now: datetime) -> int:
+        self._check_open()
+        with _translated("expire_deliveries"):
+            status = await self._pool.execute(
+                _EXPIRE, schema.as_utc(now), schema.DELIVERY_EXPIRED_ERROR
+            )
+        return _row_count(status)
+
+    async def alert_states(self, alert_ids: Sequence[str]) -> dict[str, AlertState]:
+        self._check_open()
+        if not alert_ids:
+            return {}
+        with _translated("alert_states"):
+            rows = await self._pool.fetch(_ALERT_STATES, list(alert_ids))
+        return {row[0]: AlertState(row[1]) for row in rows}
+
+    async def count_open_deliveries(self, channels: Sequence[str] | None = None) -> int:
+        self._check_open()
+        with _translated("count_open_deliveries"):
+            if channels is None:
+                count = await self._pool.fetchval(_COUNT_OPEN, list(schema.OPEN_STATE_VALUES))
+            else:
+                count = await self._pool.fetchval(
+                    _COUNT_OPEN_ON, list(schema.OPEN_STATE_VALUES), list(channels)
+                )
+        return int(count)
+
+    async def delivery_counts(self, alert_id: str) -> dict[str, dict[str, int]]:
+        self._check_open()
+        with _translated("delivery_counts"):
+            rows = await self._pool.fetch(_DELIVERY_COUNTS, alert_id)
+        counts: dict[str, dict[str, int]] = {}
+        for channel, state, count in rows:
+            counts.setdefault(channel, {})[state] = int(count)
+        return counts
+
+    async def list_deliveries(
+        self, alert_id: str, *, limit: int, after_id: int | None = None
+    ) -> list[DeliveryRecord]:
+        self._check_open()
+        if limit <= 0:
+            return []
+        with _translated("list_deliveries"):
+            rows = await self._pool.fetch(
+                _LIST_DELIVERIES, alert_id, 0 if after_id is None else after_id, limit
+            )
+        return [
+            DeliveryRecord(
+                id=int(row[0]),
+                alert_id=row[1],
+                channel=row[2],
+                recipient=row[3],
+                state=DeliveryState(row[4]),
+                priority=int(row[5]),
+                attempts=int(row[6]),
+                next_attempt_at=row[7],
+                last_error=row[8],
+                provider_ref=row[9],
+                created_at=row[10],
+                updated_at=row[11],
+            )
+            for row in rows
+        ]
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None:
         self._check_open()
@@ -239,3 +530,12 @@ class PostgresStore:
 def _alert(row: Any) -> StoredAlert:
     # asyncpg returns timestamptz as aware UTC datetimes and jsonb as text.
     return schema.stored_alert_from_row(row, row[10])
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else schema.as_utc(value)
+
+
+def _row_count(status: str) -> int:
+    """The row count of a command tag such as `UPDATE 3`."""
+    return int(status.rsplit(" ", 1)[-1])

@@ -22,8 +22,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.models import Alert, format_cap_time
-from broadcaster.ports import AlertState, NewAlert, StoredAlert
+from alerts.models import Alert, MsgType, format_cap_time, reference_parts
+from broadcaster.ports import (
+    REACHED_STATES,
+    AlertState,
+    DeliveryOutcome,
+    DeliveryState,
+    NewAlert,
+    StoredAlert,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +243,22 @@ CREATE TABLE cursors (
 );
 """
 
+# v3: the delivery engine. `expires_at` copies the alert's expiry so claims and the expirer
+# never join alerts; the claim index is per channel (each channel claims on its own) and
+# partial on pending, in claim order (priority, then id = FIFO).
+_V3_COMMON = """
+ALTER TABLE deliveries ADD COLUMN expires_at {time};
+DROP INDEX deliveries_claim;
+CREATE INDEX deliveries_due ON deliveries (channel, priority, id) WHERE state = 'pending';
+CREATE INDEX deliveries_open ON deliveries (state, lease_until)
+    WHERE state IN ('pending', 'sending');
+CREATE INDEX deliveries_expiry ON deliveries (expires_at)
+    WHERE state = 'pending' AND expires_at IS NOT NULL;
+CREATE INDEX deliveries_alert_state ON deliveries (alert_id, state);
+"""
+_V3_SQLITE = _V3_COMMON.format(time="TEXT")
+_V3_POSTGRES = _V3_COMMON.format(time="timestamptz")
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "intake: alerts and api_tokens", _V1_SQLITE, _V1_POSTGRES),
     Migration(
@@ -244,6 +267,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _V2_SQLITE,
         _V2_POSTGRES,
     ),
+    Migration(3, "delivery engine: claim, expiry and per-alert indexes", _V3_SQLITE, _V3_POSTGRES),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -370,3 +394,72 @@ def stored_alert_from_row(row: Sequence[Any], received_at: datetime) -> StoredAl
         cap_xml=row[9],
         received_at=as_utc(received_at),
     )
+
+
+# --- Delivery engine: helpers shared by both stores ------------------------------------
+
+DELIVERY_EXPIRED_ERROR = "alert expired before it was sent"
+DELIVERY_INSERT_COLUMNS = (
+    "alert_id, channel, recipient, state, priority, attempts, next_attempt_at, expires_at, "
+    "created_at, updated_at"
+)
+# What a claim returns, in `ClaimedDelivery` field order.
+CLAIMED_DELIVERY_COLUMNS = (
+    "id, alert_id, channel, recipient, priority, attempts, created_at, expires_at"
+)
+# What `list_deliveries` reads, in `DeliveryRecord` field order.
+DELIVERY_RECORD_COLUMNS = (
+    "id, alert_id, channel, recipient, state, priority, attempts, next_attempt_at, "
+    "last_error, provider_ref, created_at, updated_at"
+)
+REACHED_STATE_VALUES: tuple[str, ...] = tuple(s.value for s in REACHED_STATES)
+OPEN_STATE_VALUES: tuple[str, ...] = (DeliveryState.PENDING.value, DeliveryState.SENDING.value)
+
+
+def referenced_alert_state(new: NewAlert) -> AlertState | None:
+    """The state `new` puts the alerts it references in when it is created `accepted`:
+    superseded (Update) or cancelled (Cancel); None when it touches no other alert.
+    A `cancelled` alert stays cancelled: an Update never revives it (stores enforce that)."""
+    if AlertState(new.state) is not AlertState.ACCEPTED or not new.alert.references:
+        return None
+    if new.alert.msg_type is MsgType.UPDATE:
+        return AlertState.SUPERSEDED
+    if new.alert.msg_type is MsgType.CANCEL:
+        return AlertState.CANCELLED
+    return None
+
+
+def plans_in_transaction(new: NewAlert) -> bool:
+    """Whether inserting `new` writes more than the alert row (deliveries or supersession):
+    only then does a store need a multi-statement transaction."""
+    if AlertState(new.state) is not AlertState.ACCEPTED:
+        return False
+    return bool(new.deliveries) or referenced_alert_state(new) is not None
+
+
+def reference_keys(new: NewAlert) -> list[tuple[str, str, str]]:
+    """(sender, identifier, sent_text) of each alert `new` references, normalised with
+    `reference_parts` (so `Z` and `+00:00` match) and without duplicates, in order."""
+    keys: dict[tuple[str, str, str], None] = {}
+    for reference in new.alert.references:
+        keys.setdefault(reference_parts(reference), None)
+    return list(keys)
+
+
+def first_outcome_per_delivery(outcomes: Sequence[DeliveryOutcome]) -> list[DeliveryOutcome]:
+    """One outcome per delivery id, the first given: applied one by one, the first moves the
+    delivery out of `sending`, so any later outcome for it would be ignored anyway."""
+    seen: dict[int, DeliveryOutcome] = {}
+    for outcome in outcomes:
+        seen.setdefault(int(outcome.delivery_id), outcome)
+    return list(seen.values())
+
+
+def delivery_expiry(new: NewAlert) -> datetime | None:
+    """The expires_at of `new`'s deliveries (aware UTC). None for a Cancel: a cancellation
+    must reach everyone who got the original even when, as often in CAP feeds, it expires
+    the moment it is sent."""
+    if new.alert.msg_type is MsgType.CANCEL:
+        return None
+    expires = new.alert.expires
+    return None if expires is None else as_utc(expires)

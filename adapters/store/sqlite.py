@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,10 +29,20 @@ from typing import Any
 
 import aiosqlite
 
-from adapters.store import schema
+from adapters.store import schema, sqlite_outbox
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
-from broadcaster.ports import ApiToken, InsertResult, NewAlert, Role, StoredAlert
+from broadcaster.ports import (
+    AlertState,
+    ApiToken,
+    ClaimedDelivery,
+    DeliveryOutcome,
+    DeliveryRecord,
+    InsertResult,
+    NewAlert,
+    Role,
+    StoredAlert,
+)
 
 # Composed from constant column lists only, never from input, so S608 does not apply.
 _COLS = schema.ALERT_READ_COLUMNS
@@ -78,9 +88,20 @@ def _translated(action: str) -> Iterator[None]:
 
 @dataclass(slots=True)
 class _Pending:
+    """An alert insert waiting for the writer."""
+
     new: NewAlert
     params: list[object]
     future: asyncio.Future[InsertResult]
+
+
+@dataclass(slots=True)
+class _Job:
+    """Any other write waiting for the writer: `work` runs on the writer's thread inside the
+    batch transaction, under a savepoint of its own, so a failing job fails only itself."""
+
+    work: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
 
 
 class SqliteStore:
@@ -97,7 +118,7 @@ class SqliteStore:
         self._write_lock = asyncio.Lock()
         # Unbounded on purpose: each caller waits on its future, so the queue never holds
         # more than the number of concurrent callers; their own concurrency is the limit.
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Pending | _Job | None] = asyncio.Queue()
         self._closed = False
         self._writer_task = asyncio.get_running_loop().create_task(
             self._run_writer(), name="sqlite-store-writer"
@@ -226,7 +247,86 @@ class SqliteStore:
             ident, name, Role(role), stored_hash, created_at, parse(expires), parse(revoked)
         )
 
+    # --- outbox -------------------------------------------------------------------------
+
+    async def claim_deliveries(
+        self, channel: str, *, limit: int, now: datetime, lease_until: datetime
+    ) -> list[ClaimedDelivery]:
+        now_text, lease_text = schema.utc_text(now), schema.utc_text(lease_until)
+        result: list[ClaimedDelivery] = await self._run_job(
+            lambda conn: sqlite_outbox.claim(conn, channel, limit, now_text, lease_text)
+        )
+        return result
+
+    async def finish_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> None:
+        if outcomes:
+            rows = sqlite_outbox.finish_params(outcomes)
+            await self._run_job(lambda conn: sqlite_outbox.finish(conn, rows))
+
+    async def release_deliveries(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        if delivery_ids:
+            ids, now_text = list(delivery_ids), schema.utc_text(now)
+            await self._run_job(lambda conn: sqlite_outbox.release(conn, ids, now_text))
+
+    async def extend_leases(self, delivery_ids: Sequence[int], lease_until: datetime) -> None:
+        if delivery_ids:
+            ids, lease_text = list(delivery_ids), schema.utc_text(lease_until)
+            await self._run_job(lambda conn: sqlite_outbox.extend(conn, ids, lease_text))
+
+    async def reclaim_expired_leases(self, now: datetime) -> int:
+        now_text = schema.utc_text(now)
+        count: int = await self._run_job(lambda conn: sqlite_outbox.reclaim(conn, now_text))
+        return count
+
+    async def expire_deliveries(self, now: datetime) -> int:
+        now_text = schema.utc_text(now)
+        count: int = await self._run_job(lambda conn: sqlite_outbox.expire(conn, now_text))
+        return count
+
+    async def alert_states(self, alert_ids: Sequence[str]) -> dict[str, AlertState]:
+        ids = list(dict.fromkeys(alert_ids))
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        rows = await self._fetch(f"SELECT id, state FROM alerts WHERE id IN ({marks})", ids)  # noqa: S608
+        return {str(row[0]): AlertState(row[1]) for row in rows}
+
+    async def count_open_deliveries(self, channels: Sequence[str] | None = None) -> int:
+        if channels is None:
+            rows = await self._fetch(sqlite_outbox.COUNT_OPEN, ())
+        else:
+            names = list(channels)
+            if not names:
+                return 0
+            marks = ", ".join("?" * len(names))
+            sql = f"{sqlite_outbox.COUNT_OPEN} AND channel IN ({marks})"
+            rows = await self._fetch(sql, names)
+        return int(rows[0][0])
+
+    async def delivery_counts(self, alert_id: str) -> dict[str, dict[str, int]]:
+        rows = await self._fetch(sqlite_outbox.COUNTS_BY_ALERT, (alert_id,))
+        counts: dict[str, dict[str, int]] = {}
+        for channel, state, count in rows:
+            counts.setdefault(str(channel), {})[str(state)] = int(count)
+        return counts
+
+    async def list_deliveries(
+        self, alert_id: str, *, limit: int, after_id: int | None = None
+    ) -> list[DeliveryRecord]:
+        rows = await self._fetch(sqlite_outbox.LIST_BY_ALERT, (alert_id, after_id or 0, limit))
+        return [sqlite_outbox.record(row) for row in rows]
+
     # --- internals ----------------------------------------------------------------------
+
+    async def _run_job(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `work` on the writer inside the next batch transaction; returns its result
+        after that transaction committed."""
+        self._check_open()
+        if self._writer_task.done():
+            raise StoreError("sqlite writer has stopped")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(work, future))
+        return await future
 
     def _check_open(self) -> None:
         if self._closed:
@@ -265,7 +365,7 @@ class SqliteStore:
                 item = await self._queue.get()
                 if item is None:
                     return
-                batch = [item]
+                batch: list[_Pending | _Job] = [item]
                 stop = False
                 while len(batch) < self._max_batch and not self._queue.empty():
                     more = self._queue.get_nowait()
@@ -283,9 +383,9 @@ class SqliteStore:
                 if left is not None and not left.future.done():
                     left.future.set_exception(StoreError("sqlite writer stopped"))
 
-    async def _write_batch(self, batch: list[_Pending]) -> None:
+    async def _write_batch(self, batch: list[_Pending | _Job]) -> None:
         """One transaction for the whole batch; resolves every future in it."""
-        outcomes: list[InsertResult | StoreError]
+        outcomes: list[Any]
         try:
             async with self._write_lock:
                 with _translated("insert batch"):
@@ -308,20 +408,30 @@ class SqliteStore:
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the caller was cancelled
                 continue
-            if isinstance(outcome, StoreError):
+            if isinstance(outcome, BaseException):
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
 
 
-def _write_batch_sync(
-    conn: sqlite3.Connection, batch: list[_Pending]
-) -> list[InsertResult | StoreError]:
-    """On the writer's thread: BEGIN IMMEDIATE, insert the batch, match each caller to its
-    row, COMMIT (ROLLBACK on any error, which then fails the whole batch)."""
+def _write_batch_sync(conn: sqlite3.Connection, batch: list[_Pending | _Job]) -> list[Any]:
+    """On the writer's thread: BEGIN IMMEDIATE, insert the batch's alerts (matching each
+    caller to its row) and plan their deliveries, run the other jobs, COMMIT (ROLLBACK on any
+    error, which then fails the whole batch). Returns one outcome per item, in order: a
+    result, or the StoreError that fails only that item."""
+    alerts = [item for item in batch if isinstance(item, _Pending)]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        outcomes = _insert_rows(conn, batch)
+        by_alert = iter(_insert_rows(conn, alerts) if alerts else [])
+        outcomes: list[Any] = []
+        for item in batch:
+            if isinstance(item, _Pending):
+                outcome = next(by_alert)
+                if isinstance(outcome, InsertResult) and outcome.created:
+                    sqlite_outbox.plan(conn, item.new)
+                outcomes.append(outcome)
+            else:
+                outcomes.append(_run_job_sync(conn, item))
         conn.execute("COMMIT")
     except BaseException:
         # A failed COMMIT leaves the transaction open; SQLite may also have rolled back.
@@ -329,6 +439,17 @@ def _write_batch_sync(
             conn.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _run_job_sync(conn: sqlite3.Connection, job: _Job) -> Any:
+    conn.execute("SAVEPOINT job")
+    try:
+        result = job.work(conn)
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK TO job")
+        result = StoreError(f"sqlite write failed: {exc}")
+    conn.execute("RELEASE job")
+    return result
 
 
 def _insert_rows(

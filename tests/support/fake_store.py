@@ -15,6 +15,8 @@ class MemoryStore:
         self.tokens: dict[str, ApiToken] = {}
         self.closed = False
         self.token_lookups = 0
+        # (alert id, PlannedDelivery) of every alert inserted: intake tests check planning.
+        self.planned: list[tuple[str, object]] = []
 
     async def migrate(self) -> int:
         return 1
@@ -33,10 +35,12 @@ class MemoryStore:
             a = stored.alert
             if same_key or (a.sender, a.identifier, format_cap_time(a.sent)) == triple:
                 return InsertResult(alert=stored, created=False)
+        fields = StoredAlert.__dataclass_fields__
         stored = StoredAlert(
-            seq=len(self.alerts) + 1, **{f: getattr(new, f) for f in NewAlert.__dataclass_fields__}
+            seq=len(self.alerts) + 1, **{f: getattr(new, f) for f in fields if f != "seq"}
         )
         self.alerts.append(stored)
+        self.planned.extend((new.id, d) for d in new.deliveries)
         return InsertResult(alert=stored, created=True)
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None:

@@ -1,0 +1,197 @@
+"""One delivery attempt, from a claimed delivery to its recorded outcome.
+
+Contract of `Attempt.run(delivery)`: returns the `DeliveryOutcome` to record, or None when the
+delivery was never attempted and must be given back (the dispatcher is stopping). In order:
+1. the alert is loaded (cached); a delivery whose alert was cancelled or superseded — by the
+   store's state, or this process's cancel fence — is CANCELLED without a send; one past its
+   expiry is EXPIRED;
+2. the channel's circuit breaker and rate limiter are waited on;
+3. the fence and expiry are checked again and the send starts with no await in between, so
+   no send starts after an Update/Cancel of its alert committed in this process;
+4. the answer maps to an outcome: a receipt is SENT; a TransientDeliveryError (or a timeout)
+   is a retry with exponential backoff and jitter (never sooner than the provider's
+   Retry-After, which also pauses the whole channel) until the retry policy gives up, then
+   FAILED; a PermanentDeliveryError is FAILED at once, and only that delivery fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alerts.models import reference_parts
+from broadcaster.alert_cache import AlertCache
+from broadcaster.circuit import CircuitBreaker
+from broadcaster.errors import PermanentDeliveryError, TransientDeliveryError
+from broadcaster.fence import CancelFence, FenceStatus
+from broadcaster.metrics import Metrics
+from broadcaster.ports import (
+    AlertState,
+    Channel,
+    ClaimedDelivery,
+    DeliveryOutcome,
+    DeliveryState,
+    Outbound,
+    SendReceipt,
+    StoredAlert,
+)
+from broadcaster.ratelimit import ChannelLimiter
+from broadcaster.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+_STOPPED_STATES = frozenset({AlertState.CANCELLED, AlertState.SUPERSEDED})
+
+
+@dataclass
+class Attempt:
+    """Everything one channel's workers share to attempt its deliveries."""
+
+    channel: Channel
+    limiter: ChannelLimiter
+    breaker: CircuitBreaker
+    alerts: AlertCache
+    fence: CancelFence
+    retry: RetryPolicy
+    metrics: Metrics
+    send_timeout: float
+    now: Callable[[], datetime]
+    stopping: Callable[[], bool]
+    rand: Callable[[], float] = random.random
+    # Called with no await before the send starts (the runner marks the task as sending).
+    before_send: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        name = self.channel.name
+        # Labelled children are looked up once: `labels()` costs more than the increment.
+        self._outcomes = {
+            outcome: self.metrics.deliveries.labels(name, outcome)
+            for outcome in ("sent", "retry", "failed", "cancelled", "expired")
+        }
+        self._send_seconds = self.metrics.send_seconds.labels(name)
+        self._wait_seconds = self.metrics.ratelimit_wait_seconds.labels(name)
+
+    async def run(self, delivery: ClaimedDelivery) -> DeliveryOutcome | None:
+        stored = await self.alerts.get(delivery.alert_id)
+        if stored is None:  # cannot happen with the foreign key; fail loudly, not silently
+            return self._finished(delivery, DeliveryState.FAILED, "alert not found")
+        key = reference_parts(stored.alert.reference_key)
+        stopped = await self._stopped(stored, key)
+        if stopped is not None:
+            return self._finished(delivery, DeliveryState.CANCELLED, stopped)
+        if self._expired(delivery):
+            return self._finished(delivery, DeliveryState.EXPIRED, "alert expired")
+        await self.breaker.wait_ready()
+        try:
+            cost = self.channel.cost(stored, delivery.recipient)
+            while True:
+                grant = await self.limiter.acquire(cost)
+                self._wait_seconds.observe(grant.waited)
+                # From here to the send: no await, so the fence's answer holds at the send.
+                status = self.fence.status(key)
+                if status is not FenceStatus.HELD:
+                    break
+                # A Cancel of this alert is committing: wait for it, then take a fresh
+                # grant (sending late on an old one could bunch sends above the rate).
+                await self.fence.wait_settled()
+            if self.stopping():
+                self.breaker.release_trial()
+                return None  # not attempted: given back to the outbox
+            if status is FenceStatus.CLOSED:
+                self.breaker.release_trial()
+                return self._finished(delivery, DeliveryState.CANCELLED, "alert was cancelled")
+            if self._expired(delivery):
+                self.breaker.release_trial()
+                return self._finished(delivery, DeliveryState.EXPIRED, "alert expired")
+            message = Outbound(delivery=delivery, alert=stored, sender=grant.sender)
+            self.before_send()
+            started = time.perf_counter()
+            receipt = await self._send(message)
+        except PermanentDeliveryError as exc:
+            self.breaker.record_success()  # the provider answered: it is healthy
+            self.metrics.provider_errors.labels(
+                self.channel.name, "permanent", exc.code or "-"
+            ).inc()
+            return self._finished(delivery, DeliveryState.FAILED, f"permanent: {exc}")
+        except TransientDeliveryError as exc:
+            return self._transient(delivery, exc)
+        except BaseException:
+            self.breaker.release_trial()
+            raise
+        self._send_seconds.observe(time.perf_counter() - started)
+        self.breaker.record_success()
+        if receipt.rate_remaining is not None or receipt.rate_reset_at is not None:
+            self.limiter.observe(receipt.rate_remaining, receipt.rate_reset_at)
+        self._outcomes["sent"].inc()
+        return DeliveryOutcome(
+            delivery.id, DeliveryState.SENT, self.now(), provider_ref=receipt.provider_ref
+        )
+
+    async def _send(self, message: Outbound) -> SendReceipt:
+        """The channel's send with a deadline; a timeout or an unexpected exception from an
+        adapter is transient (retried, and bounded by the retry policy)."""
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                return await self.channel.send(message)
+        except TimeoutError as exc:
+            raise TransientDeliveryError(f"no answer within {self.send_timeout:g} s") from exc
+        except (TransientDeliveryError, PermanentDeliveryError):
+            raise
+        except Exception as exc:  # an adapter bug must not kill the worker
+            log.exception("channel %s raised an unexpected error", self.channel.name)
+            raise TransientDeliveryError(f"unexpected {type(exc).__name__}") from exc
+
+    def _transient(self, delivery: ClaimedDelivery, exc: TransientDeliveryError) -> DeliveryOutcome:
+        code = "rate_limited" if exc.retry_after is not None else "transient"
+        self.metrics.provider_errors.labels(self.channel.name, "transient", code).inc()
+        if exc.retry_after is not None:
+            # The provider says slow down: that is about the account, not this message.
+            self.limiter.pause_for(exc.retry_after)
+            self.breaker.release_trial()
+        else:
+            self.breaker.record_failure()
+        now = self.now()
+        delay = self.retry.backoff(delivery.attempts, retry_after=exc.retry_after, rand=self.rand)
+        age = (now - delivery.created_at).total_seconds()
+        if self.retry.gives_up(delivery.attempts, age_seconds=age, delay_seconds=delay):
+            return self._finished(
+                delivery,
+                DeliveryState.FAILED,
+                f"gave up after {delivery.attempts} attempt(s): {exc}",
+            )
+        self._outcomes["retry"].inc()
+        return DeliveryOutcome(
+            delivery.id,
+            DeliveryState.PENDING,
+            now,
+            error=f"attempt {delivery.attempts}: {exc}",
+            next_attempt_at=now + timedelta(seconds=delay),
+        )
+
+    async def _stopped(self, stored: StoredAlert, key: tuple[str, str, str]) -> str | None:
+        """Why this alert sends no more, or None. Waits while a Cancel of it commits."""
+        while True:
+            status = self.fence.status(key)
+            if status is FenceStatus.CLOSED:
+                return "alert was cancelled"
+            if status is FenceStatus.OPEN:
+                break
+            await self.fence.wait_settled()
+        state = await self.alerts.state(stored.id)
+        if state in _STOPPED_STATES:
+            return f"alert was {state.value}"
+        return None
+
+    def _expired(self, delivery: ClaimedDelivery) -> bool:
+        return delivery.expires_at is not None and delivery.expires_at <= self.now()
+
+    def _finished(
+        self, delivery: ClaimedDelivery, state: DeliveryState, error: str
+    ) -> DeliveryOutcome:
+        self._outcomes[state.value].inc()
+        return DeliveryOutcome(delivery.id, state, self.now(), error=error)

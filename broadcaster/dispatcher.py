@@ -1,0 +1,336 @@
+"""The dispatcher: claims due deliveries per channel and sends them through `Attempt`.
+
+Contract:
+- Each channel runs on its own: a claimer that leases batches (most urgent first) into a
+  short local queue, and `concurrency` workers that send from it. A slow or failing channel
+  never holds up another. The local queue is kept short (one claim batch) so a more urgent
+  alert arriving mid fan-out overtakes within about a batch.
+- A worker releases its slot only after the outcome has committed, so at any moment at most
+  `concurrency` sends per channel can have reached the provider without their outcome being
+  durable: that bounds the duplicates a kill -9 can cause.
+- Leases of held deliveries are renewed while they wait (rate limit, open circuit); a
+  maintenance loop reclaims the leases of processes that died and expires what is past its
+  alert's expiry.
+- `stop()`: stop claiming, cut short every worker that has not started its send, let sends
+  in flight finish within the grace period, give every delivery not attempted back to the
+  outbox. `drain()` runs until the outbox has nothing pending or sending, then stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from broadcaster.alert_cache import AlertCache
+from broadcaster.attempt import Attempt
+from broadcaster.circuit import CircuitBreaker, CircuitState
+from broadcaster.config import DeliverySettings
+from broadcaster.errors import StoreError
+from broadcaster.fence import CancelFence
+from broadcaster.metrics import Metrics
+from broadcaster.ports import Channel, ClaimedDelivery, Store
+from broadcaster.ratelimit import ChannelLimiter
+from broadcaster.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+_CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    retry: RetryPolicy
+    lease_seconds: float
+    send_timeout_seconds: float
+    concurrency: int
+    poll_seconds: float
+    breaker_failures: int
+    breaker_cooldown_seconds: float
+    shutdown_grace_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: DeliverySettings) -> DispatchPolicy:
+        return cls(
+            retry=RetryPolicy(
+                max_attempts=settings.max_attempts,
+                max_age_seconds=settings.max_age_seconds,
+                base_seconds=settings.backoff_base_seconds,
+                cap_seconds=max(settings.backoff_cap_seconds, settings.backoff_base_seconds),
+            ),
+            lease_seconds=settings.lease_seconds,
+            send_timeout_seconds=settings.send_timeout_seconds,
+            concurrency=settings.concurrency,
+            poll_seconds=settings.poll_seconds,
+            breaker_failures=settings.breaker_failures,
+            breaker_cooldown_seconds=settings.breaker_cooldown_seconds,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        )
+
+
+class ChannelRunner:
+    """One channel's claimer and workers."""
+
+    def __init__(
+        self,
+        store: Store,
+        attempt: Attempt,
+        policy: DispatchPolicy,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.attempt = attempt
+        self.channel = attempt.channel
+        self.policy = policy
+        self._now = now
+        self.concurrency = max(1, attempt.channel.limits.concurrency or policy.concurrency)
+        self._queue: deque[ClaimedDelivery] = deque()
+        self._ready = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self.held: dict[int, ClaimedDelivery] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._claimer: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def start(self) -> None:
+        name = self.channel.name
+        self._claimer = asyncio.create_task(self._claim_loop(), name=f"claim-{name}")
+        self._workers = [
+            asyncio.create_task(self._work_loop(), name=f"send-{name}-{i}")
+            for i in range(self.concurrency)
+        ]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return not self.held
+
+    async def _claim_loop(self) -> None:
+        batch = self.concurrency
+        while not self.stopping:
+            claimed: list[ClaimedDelivery] = []
+            if len(self._queue) < batch:
+                now = self._now()
+                lease = now + timedelta(seconds=self.policy.lease_seconds)
+                try:
+                    claimed = await self.store.claim_deliveries(
+                        self.channel.name, limit=batch, now=now, lease_until=lease
+                    )
+                except StoreError as exc:
+                    log.warning("claim on %s failed: %s", self.channel.name, exc)
+                if self.stopping:  # stop() ran while we claimed: give them straight back
+                    await self._give_back([d.id for d in claimed])
+                    return
+                for delivery in claimed:
+                    self.held[delivery.id] = delivery
+                    self._queue.append(delivery)
+                if claimed:
+                    async with self._ready:
+                        self._ready.notify(len(claimed))
+            if len(claimed) == batch:
+                # Maybe more due: claim again once the queue has room.
+                self._room.clear()
+                if len(self._queue) >= batch:
+                    await self._room.wait()
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.policy.poll_seconds)
+
+    async def _work_loop(self) -> None:
+        while not self.stopping:
+            async with self._ready:
+                await self._ready.wait_for(lambda: bool(self._queue) or self.stopping)
+                if self.stopping:
+                    return
+                delivery = self._queue.popleft()
+            if len(self._queue) < self.concurrency:
+                self._room.set()
+            await self._process(delivery)
+
+    async def _process(self, delivery: ClaimedDelivery) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            outcome = await self.attempt.run(delivery)
+            # The send (if any) is over; from here the task only records the outcome, which
+            # stop() must let finish, so it counts as "sending".
+            self._sending.add(task)
+            if outcome is None:
+                await self._give_back([delivery.id])
+            else:
+                await self.store.finish_deliveries([outcome])
+            self.held.pop(delivery.id, None)
+        except StoreError as exc:
+            # Not recorded: the lease runs out and the delivery is claimed again.
+            log.error("recording delivery %s failed: %s", delivery.id, exc)
+            self.held.pop(delivery.id, None)
+        finally:
+            self._sending.discard(task)
+
+    def mark_sending(self) -> None:
+        """Called (via Attempt) right before a send starts: stop() waits for this task."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._sending.add(task)
+
+    async def stop(self, grace: float) -> None:
+        self.stopping = True
+        self._wake.set()
+        self._room.set()
+        async with self._ready:
+            self._ready.notify_all()
+        if self._claimer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._claimer
+        for worker in self._workers:
+            if worker not in self._sending:
+                worker.cancel()
+        in_flight = [w for w in self._workers if not w.done()]
+        if in_flight:
+            _, late = await asyncio.wait(in_flight, timeout=grace)
+            for worker in late:
+                worker.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        self._queue.clear()
+        left = list(self.held)
+        self.held.clear()
+        await self._give_back(left)
+
+    async def _give_back(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        try:
+            await self.store.release_deliveries(ids, self._now())
+        except StoreError as exc:
+            log.warning(
+                "could not release %d deliveries (their leases will run out): %s", len(ids), exc
+            )
+
+
+class Dispatcher:
+    """Runs every channel's runner plus the outbox maintenance."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        *,
+        policy: DispatchPolicy,
+        metrics: Metrics,
+        fence: CancelFence,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.metrics = metrics
+        self._now = now
+        self.alerts = AlertCache(store)
+        self.runners: dict[str, ChannelRunner] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
+        for name, channel in channels.items():
+            breaker = CircuitBreaker(
+                policy.breaker_failures,
+                policy.breaker_cooldown_seconds,
+                on_change=self._circuit_gauge(name),
+            )
+            metrics.circuit_open.labels(name).set(0)
+            self.breakers[name] = breaker
+            attempt = Attempt(
+                channel=channel,
+                limiter=ChannelLimiter(channel.limits),
+                breaker=breaker,
+                alerts=self.alerts,
+                fence=fence,
+                retry=policy.retry,
+                metrics=metrics,
+                send_timeout=policy.send_timeout_seconds,
+                now=now,
+                stopping=lambda: self._stopping,
+            )
+            runner = ChannelRunner(store, attempt, policy, now)
+            attempt.before_send = runner.mark_sending
+            self.runners[name] = runner
+        self._stopping = False
+        self._maintenance: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    def _circuit_gauge(self, name: str) -> Callable[[CircuitState], None]:
+        gauge = self.metrics.circuit_open.labels(name)
+        return lambda state: gauge.set(_CIRCUIT_GAUGE[state])
+
+    def start(self) -> None:
+        for runner in self.runners.values():
+            runner.start()
+        self._maintenance = asyncio.create_task(self._maintain(), name="outbox-maintenance")
+
+    def wake(self) -> None:
+        """New deliveries were planned: claim now instead of at the next poll."""
+        for runner in self.runners.values():
+            runner.wake()
+
+    async def run(self) -> None:
+        """Run until cancelled or stopped; stopping on cancellation (service shutdown)."""
+        self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await asyncio.shield(self.stop())
+
+    async def drain(self) -> None:
+        """Send until nothing is pending or sending, then stop."""
+        self.start()
+        try:
+            while True:
+                await asyncio.sleep(self.policy.poll_seconds)
+                names = list(self.runners)
+                if await self.store.count_open_deliveries(names) == 0 and all(
+                    r.idle for r in self.runners.values()
+                ):
+                    return
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        grace = self.policy.shutdown_grace_seconds
+        await asyncio.gather(*(r.stop(grace) for r in self.runners.values()))
+        for channel_runner in self.runners.values():
+            await channel_runner.channel.close()
+        self._stopped.set()
+
+    async def _maintain(self) -> None:
+        interval = min(self.policy.lease_seconds / 3, 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            now = self._now()
+            try:
+                held = [i for r in self.runners.values() for i in r.held]
+                lease = now + timedelta(seconds=self.policy.lease_seconds)
+                await self.store.extend_leases(held, lease)
+                reclaimed = await self.store.reclaim_expired_leases(now)
+                if reclaimed:
+                    log.warning("reclaimed %d deliveries from expired leases", reclaimed)
+                    self.wake()
+                await self.store.expire_deliveries(now)
+            except StoreError as exc:
+                log.warning("outbox maintenance failed: %s", exc)

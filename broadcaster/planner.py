@@ -1,0 +1,67 @@
+"""The planner: which deliveries an alert makes, and how urgently they are claimed.
+
+Contract:
+- `plan(alert, requested)` returns one `PlannedDelivery` per (channel, recipient) the alert
+  goes to: over the `requested` channel names, or every configured delivery channel when
+  none are named. Repeats are dropped, order is kept (it becomes FIFO order).
+- `check_requested` refuses a channel name that is neither a configured delivery channel nor
+  one of the always-on web outputs, so a desk never believes an alert went somewhere it did
+  not. The planner itself never refuses: a channel configured away since a request was
+  checked is skipped.
+- A Draft (CAP: "not actionable in its current form") plans nothing.
+- `delivery_priority` orders claims: lower goes first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from alerts.models import SEVERITY_RANK, Alert, Severity, Status, Urgency
+from broadcaster.errors import PayloadError
+from broadcaster.ports import Channel, PlannedDelivery
+
+# Outputs every alert reaches without a delivery row: the public page, feeds and streams
+# read the alerts table directly.
+WEB_OUTPUTS = frozenset({"web"})
+
+
+def delivery_priority(alert: Alert) -> int:
+    """Extreme severity or Immediate urgency first, then by severity (Severe before
+    Moderate ...); ties are broken FIFO by the store."""
+    urgent = alert.severity is Severity.EXTREME or alert.urgency is Urgency.IMMEDIATE
+    return (0 if urgent else 10) + SEVERITY_RANK[alert.severity]
+
+
+class Planner:
+    """Turns an alert into deliveries over the configured channels."""
+
+    def __init__(self, channels: Mapping[str, Channel]) -> None:
+        self._channels = dict(channels)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(self._channels)
+
+    def check_requested(self, requested: tuple[str, ...]) -> None:
+        """Raise PayloadError naming the first requested channel that is not available."""
+        for index, name in enumerate(requested):
+            if name not in self._channels and name not in WEB_OUTPUTS:
+                available = ", ".join(sorted({*self._channels, *WEB_OUTPUTS}))
+                raise PayloadError(
+                    f"channels.{index}: channel {name!r} is not configured here "
+                    f"(available: {available})",
+                    code="unknown_channel",
+                )
+
+    def plan(self, alert: Alert, requested: tuple[str, ...]) -> tuple[PlannedDelivery, ...]:
+        if alert.status is Status.DRAFT:
+            return ()
+        names = requested or tuple(self._channels)
+        planned: dict[tuple[str, str], None] = {}
+        for name in names:
+            channel = self._channels.get(name)
+            if channel is None:
+                continue
+            for recipient in channel.audience(alert):
+                planned.setdefault((name, recipient), None)
+        return tuple(PlannedDelivery(channel, recipient) for channel, recipient in planned)
