@@ -4,6 +4,11 @@
 Contract: `get` returns the stored alert or None; concurrent misses for one id share one
 read. `state` is at most `ttl` seconds stale; it is how a cancel committed by another process
 reaches this one. Both caches are bounded (least recently used alerts are dropped).
+`prefetch` loads alerts and states ahead (the claimer does it per batch) so that a worker can
+`peek` without awaiting: an await between taking a delivery from the queue and queueing for
+the rate limiter would let workers overtake each other and break priority order.
+`refresh_states` re-reads the states of the alerts being sent (the dispatcher does it
+every `ttl`), so `peek_state` is as fresh as `state` without a read per send.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from broadcaster.ports import AlertState, Store, StoredAlert
 
@@ -33,6 +38,33 @@ class AlertCache:
         self._loading: dict[str, asyncio.Future[StoredAlert | None]] = {}
         self._states: OrderedDict[str, tuple[AlertState, float]] = OrderedDict()
         self._reading: dict[str, asyncio.Future[AlertState | None]] = {}
+
+    def peek(self, alert_id: str) -> StoredAlert | None:
+        return self._alerts.get(alert_id)
+
+    def peek_state(self, alert_id: str) -> AlertState | None:
+        cached = self._states.get(alert_id)
+        return None if cached is None else cached[0]
+
+    async def prefetch(self, alert_ids: Iterable[str]) -> None:
+        for alert_id in dict.fromkeys(alert_ids):
+            await self.get(alert_id)
+            await self.state(alert_id)
+
+    async def refresh_states(self, alert_ids: Iterable[str]) -> None:
+        ids = list(dict.fromkeys(alert_ids))
+        if not ids:
+            return
+        states = await self._store.alert_states(ids)
+        now = self._clock()
+        for alert_id, state in states.items():
+            self._remember_state(alert_id, state, now)
+
+    def _remember_state(self, alert_id: str, state: AlertState, now: float) -> None:
+        self._states[alert_id] = (state, now)
+        self._states.move_to_end(alert_id)
+        if len(self._states) > self._size:
+            self._states.popitem(last=False)
 
     async def get(self, alert_id: str) -> StoredAlert | None:
         cached = self._alerts.get(alert_id)
@@ -80,8 +112,5 @@ class AlertCache:
         state = states.get(alert_id)
         future.set_result(state)
         if state is not None:
-            self._states[alert_id] = (state, now)
-            self._states.move_to_end(alert_id)
-            if len(self._states) > self._size:
-                self._states.popitem(last=False)
+            self._remember_state(alert_id, state, now)
         return state

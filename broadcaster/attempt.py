@@ -77,7 +77,9 @@ class Attempt:
         self._wait_seconds = self.metrics.ratelimit_wait_seconds.labels(name)
 
     async def run(self, delivery: ClaimedDelivery) -> DeliveryOutcome | None:
-        stored = await self.alerts.get(delivery.alert_id)
+        # The claimer prefetched the alert and its state: no await until the limiter queue,
+        # so workers reach it in queue (priority) order.
+        stored = self.alerts.peek(delivery.alert_id) or await self.alerts.get(delivery.alert_id)
         if stored is None:  # cannot happen with the foreign key; fail loudly, not silently
             return self._finished(delivery, DeliveryState.FAILED, "alert not found")
         key = reference_parts(stored.alert.reference_key)
@@ -182,7 +184,9 @@ class Attempt:
             if status is FenceStatus.OPEN:
                 break
             await self.fence.wait_settled()
-        state = await self.alerts.state(stored.id)
+        state = self.alerts.peek_state(stored.id)
+        if state is None:
+            state = await self.alerts.state(stored.id)
         if state in _STOPPED_STATES:
             return f"alert was {state.value}"
         return None

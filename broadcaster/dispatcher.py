@@ -39,6 +39,8 @@ from broadcaster.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
+# How stale an alert's state may be when a worker checks it before sending.
+STATE_TTL = 0.25
 _CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 
@@ -130,6 +132,11 @@ class ChannelRunner:
                     )
                 except StoreError as exc:
                     log.warning("claim on %s failed: %s", self.channel.name, exc)
+                if claimed:
+                    try:
+                        await self.attempt.alerts.prefetch(d.alert_id for d in claimed)
+                    except StoreError as exc:  # workers read what is missing themselves
+                        log.warning("prefetch on %s failed: %s", self.channel.name, exc)
                 if self.stopping:  # stop() ran while we claimed: give them straight back
                     await self._give_back([d.id for d in claimed])
                     return
@@ -237,7 +244,7 @@ class Dispatcher:
         self.policy = policy
         self.metrics = metrics
         self._now = now
-        self.alerts = AlertCache(store)
+        self.alerts = AlertCache(store, ttl=STATE_TTL)
         self.runners: dict[str, ChannelRunner] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         for name, channel in channels.items():
@@ -265,6 +272,7 @@ class Dispatcher:
             self.runners[name] = runner
         self._stopping = False
         self._maintenance: asyncio.Task[None] | None = None
+        self._state_refresher: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
     def _circuit_gauge(self, name: str) -> Callable[[CircuitState], None]:
@@ -275,6 +283,7 @@ class Dispatcher:
         for runner in self.runners.values():
             runner.start()
         self._maintenance = asyncio.create_task(self._maintain(), name="outbox-maintenance")
+        self._state_refresher = asyncio.create_task(self._refresh_states(), name="alert-states")
 
     def wake(self) -> None:
         """New deliveries were planned: claim now instead of at the next poll."""
@@ -308,15 +317,28 @@ class Dispatcher:
             await self._stopped.wait()
             return
         self._stopping = True
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+        for task in (self._maintenance, self._state_refresher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         grace = self.policy.shutdown_grace_seconds
         await asyncio.gather(*(r.stop(grace) for r in self.runners.values()))
         for channel_runner in self.runners.values():
             await channel_runner.channel.close()
         self._stopped.set()
+
+    async def _refresh_states(self) -> None:
+        """Keep the states of the alerts being sent fresh: a Cancel committed by another
+        process stops this one's sends within `STATE_TTL` (this process's own cancels stop
+        them at once, through the fence)."""
+        while True:
+            await asyncio.sleep(STATE_TTL)
+            ids = {d.alert_id for r in self.runners.values() for d in r.held.values()}
+            try:
+                await self.alerts.refresh_states(ids)
+            except StoreError as exc:
+                log.warning("refreshing alert states failed: %s", exc)
 
     async def _maintain(self) -> None:
         interval = min(self.policy.lease_seconds / 3, 5.0)

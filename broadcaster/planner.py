@@ -8,7 +8,10 @@ Contract:
   one of the always-on web outputs, so a desk never believes an alert went somewhere it did
   not. The planner itself never refuses: a channel configured away since a request was
   checked is skipped.
-- A Draft (CAP: "not actionable in its current form") plans nothing.
+- A Draft (CAP: "not actionable in its current form") plans nothing; nor do Ack and Error
+  (messages between systems, not to the public).
+- A Cancel plans nothing here: the store sends it to exactly those the cancelled alert
+  reached. An Update goes to its own audience, and the store adds those the original reached.
 - `delivery_priority` orders claims: lower goes first.
 """
 
@@ -16,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from alerts.models import SEVERITY_RANK, Alert, Severity, Status, Urgency
+from alerts.models import SEVERITY_RANK, Alert, MsgType, Severity, Status, Urgency
 from broadcaster.errors import PayloadError
 from broadcaster.ports import Channel, PlannedDelivery
 
 # Outputs every alert reaches without a delivery row: the public page, feeds and streams
 # read the alerts table directly.
 WEB_OUTPUTS = frozenset({"web"})
+_NOT_BROADCAST = frozenset({MsgType.CANCEL, MsgType.ACK, MsgType.ERROR})
 
 
 def delivery_priority(alert: Alert) -> int:
@@ -54,7 +58,7 @@ class Planner:
                 )
 
     def plan(self, alert: Alert, requested: tuple[str, ...]) -> tuple[PlannedDelivery, ...]:
-        if alert.status is Status.DRAFT:
+        if alert.status is Status.DRAFT or alert.msg_type in _NOT_BROADCAST:
             return ()
         names = requested or tuple(self._channels)
         planned: dict[tuple[str, str], None] = {}

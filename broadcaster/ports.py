@@ -48,13 +48,10 @@ class DeliveryState(StrEnum):
     UNDELIVERED = "undelivered"
 
 
-# States whose recipient has (or may have: `sending` is in flight) received the message, and
-# so is owed the correction when the alert is updated or cancelled.
-REACHED_STATES: tuple[DeliveryState, ...] = (
-    DeliveryState.SENDING,
-    DeliveryState.SENT,
-    DeliveryState.DELIVERED,
-)
+# States whose recipient has received the message, and so is owed the correction when the
+# alert is updated or cancelled. A delivery `sending` at that moment is owed it only if it
+# turns out sent: `finish_deliveries` plans the correction then.
+REACHED_STATES: tuple[DeliveryState, ...] = (DeliveryState.SENT, DeliveryState.DELIVERED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +248,9 @@ class Outbox(Protocol):
         """Record outcomes of deliveries this worker holds (state `sending`); an outcome for
         a delivery no longer `sending` is ignored. Sets state, updated_at=at, provider_ref
         (when given), last_error (when given), next_attempt_at (retries), lease_until=null.
-        Concurrent callers may share one commit."""
+        A delivery that turns SENT after its alert was superseded or cancelled (it was in
+        flight then) gets the correction planned to the same recipient, in the same
+        transaction. Concurrent callers may share one commit."""
         ...
 
     async def release_deliveries(self, delivery_ids: Sequence[int], now: datetime) -> None:
@@ -306,7 +305,8 @@ class Store(Outbox, Protocol):
           alert.expires);
         - for an Update or Cancel, for each alert named by `alert.references` (matched on
           sender, identifier and sent, see `alerts.models.reference_parts`): sets that
-          alert's state to `superseded` (Update) or `cancelled` (Cancel), turns its pending
+          alert's state to `superseded` (Update) or `cancelled` (Cancel) and its
+          `superseded_by` to this alert, turns its pending
           deliveries to `cancelled` in one statement, and plans this alert to every
           (channel, recipient) of that alert in a REACHED_STATES state (duplicates of
           `new.deliveries` are skipped)."""

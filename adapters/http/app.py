@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error, json_response
 from adapters.http.openapi import build_openapi
-from adapters.http.views import alert_view
+from adapters.http.views import alert_view, delivery_view
 from alerts.cap import to_cap_xml
 from broadcaster.auth import require_role
 from broadcaster.errors import IntakeError
@@ -37,6 +37,7 @@ def create_app(service: Service) -> web.Application:
     app.router.add_post("/v1/alerts", post_alert)
     app.router.add_get("/v1/alerts", list_alerts)
     app.router.add_get("/v1/alerts/{id}", get_alert)
+    app.router.add_get("/v1/alerts/{id}/deliveries", list_deliveries)
     app.router.add_get("/alerts/{id}.cap", get_alert_cap)
     app.router.add_get("/openapi.json", get_openapi)
     app.router.add_get("/healthz", healthz)
@@ -119,7 +120,25 @@ async def get_alert(request: web.Request) -> web.Response:
     stored = await service.store.get_alert(request.match_info["id"])
     if stored is None:
         return json_error(404, "not_found", "no such alert")
-    return json_response(alert_view(stored, service.settings.http.base_url))
+    view = alert_view(stored, service.settings.http.base_url)
+    view["deliveries"] = await service.store.delivery_counts(stored.id)
+    return json_response(view)
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """One alert's deliveries, by id: who it went to on which channel, and what happened."""
+    await _authenticate(request, *_ANY_ROLE)
+    service = request.app[SERVICE]
+    alert_id = request.match_info["id"]
+    limit = _int_query(request, "limit", 100, 1, 1000) or 100
+    after = _int_query(request, "after", None, 0, 2**62)
+    if await service.store.get_alert(alert_id) is None:
+        return json_error(404, "not_found", "no such alert")
+    rows = await service.store.list_deliveries(alert_id, limit=limit, after_id=after)
+    body: dict[str, Any] = {"deliveries": [delivery_view(r) for r in rows]}
+    if len(rows) == limit:
+        body["next"] = f"/v1/alerts/{alert_id}/deliveries?limit={limit}&after={rows[-1].id}"
+    return json_response(body)
 
 
 async def get_alert_cap(request: web.Request) -> web.Response:

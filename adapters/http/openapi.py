@@ -136,7 +136,41 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     "parameters": [
                         {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
                     ],
-                    "responses": {"200": _json(view, "the alert"), **_errors(401, 403, 404)},
+                    "responses": {
+                        "200": _json(
+                            view,
+                            "the alert; `deliveries` counts its deliveries per channel and state",
+                        ),
+                        **_errors(401, 403, 404),
+                    },
+                }
+            },
+            "/v1/alerts/{id}/deliveries": {
+                "get": {
+                    "summary": "One alert's deliveries (channel, recipient, state, attempts)",
+                    "security": auth,
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                        {
+                            "name": "after",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "deliveries by id, with a `next` link"),
+                        **_errors(400, 401, 403, 404),
+                    },
                 }
             },
             "/alerts/{id}.cap": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broadcaster.ports import StoredAlert
+from broadcaster.ports import DeliveryRecord, StoredAlert
 
 
 def alert_view(stored: StoredAlert, base_url: str) -> dict[str, Any]:
@@ -28,4 +28,20 @@ def alert_view(stored: StoredAlert, base_url: str) -> dict[str, Any]:
             "self": f"{base_url}/v1/alerts/{stored.id}",
             "cap": f"{base_url}/alerts/{stored.id}.cap",
         },
+    }
+
+
+def delivery_view(record: DeliveryRecord) -> dict[str, Any]:
+    """A delivery as the desk sees it: where, to whom, its state and its last error."""
+    return {
+        "id": record.id,
+        "channel": record.channel,
+        "recipient": record.recipient,
+        "state": record.state.value,
+        "attempts": record.attempts,
+        "next_attempt_at": record.next_attempt_at.isoformat(),
+        "last_error": record.last_error,
+        "provider_ref": record.provider_ref,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
     }

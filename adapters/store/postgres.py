@@ -100,7 +100,7 @@ _INSERT_DELIVERIES = (
 # A cancelled alert stays cancelled (an Update does not revive it).
 _MARK_REFERENCED = (
     "UPDATE alerts a SET state = CASE WHEN a.state = 'cancelled' THEN a.state "
-    "ELSE $5::text END "
+    "ELSE $5::text END, superseded_by = $4 "
     "FROM unnest($1::text[], $2::text[], $3::text[]) AS r (sender, identifier, sent_text) "
     "WHERE a.sender = r.sender AND a.identifier = r.identifier "
     "AND a.sent_text = r.sent_text AND a.id <> $4 "
@@ -137,6 +137,18 @@ _FINISH = (
     "FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], "
     "$6::timestamptz[]) AS o (id, state, at, provider_ref, error, next_attempt_at) "
     "WHERE d.id = o.id AND d.state = 'sending'"
+)
+# The same, and in the same statement: deliveries just sent whose alert was stopped while
+# they were in flight get the correction, since their recipient got the original.
+_FINISH_AND_CORRECT = (
+    f"WITH done AS ({_FINISH} "  # noqa: S608
+    "RETURNING d.id, d.alert_id, d.channel, d.recipient, d.priority, d.state, d.updated_at) "
+    f"INSERT INTO deliveries ({_DCOLS}) "
+    "SELECT a.superseded_by, done.channel, done.recipient, 'pending', done.priority, 0, "
+    "done.updated_at, CASE WHEN n.msg_type = 'Cancel' THEN NULL ELSE n.expires END, "
+    "done.updated_at, done.updated_at "
+    "FROM done JOIN alerts a ON a.id = done.alert_id JOIN alerts n ON n.id = a.superseded_by "
+    "WHERE done.state = 'sent' ON CONFLICT DO NOTHING"
 )
 _RELEASE = (
     "UPDATE deliveries SET state = 'pending', attempts = GREATEST(attempts - 1, 0), "
@@ -378,7 +390,7 @@ class PostgresStore:
             return
         with _translated("finish_deliveries"):
             await self._pool.execute(
-                _FINISH,
+                _FINISH_AND_CORRECT,
                 [o.delivery_id for o in unique],
                 [DeliveryState(o.state).value for o in unique],
                 [schema.as_utc(o.at) for o in unique],

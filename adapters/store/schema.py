@@ -268,6 +268,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         _V2_POSTGRES,
     ),
     Migration(3, "delivery engine: claim, expiry and per-alert indexes", _V3_SQLITE, _V3_POSTGRES),
+    Migration(
+        4,
+        "alerts.superseded_by: where a late send of a stopped alert sends its correction",
+        "ALTER TABLE alerts ADD COLUMN superseded_by TEXT;",
+        "ALTER TABLE alerts ADD COLUMN superseded_by text;",
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -45,6 +45,20 @@ SET state = ?, updated_at = ?, provider_ref = COALESCE(?, provider_ref),
 WHERE id = ? AND state = 'sending'
 """
 
+# Deliveries just sent whose alert was stopped while they were in flight: their recipient
+# got the original, so the correction goes to them too. Placeholders are "?" only.
+_LATE_CORRECTIONS = """
+INSERT INTO deliveries (alert_id, channel, recipient, state, priority, attempts,
+                        next_attempt_at, expires_at, created_at, updated_at)
+SELECT a.superseded_by, d.channel, d.recipient, 'pending', d.priority, 0, d.updated_at,
+       CASE WHEN n.msg_type = 'Cancel' THEN NULL ELSE n.expires END, d.updated_at, d.updated_at
+FROM deliveries d
+JOIN alerts a ON a.id = d.alert_id
+JOIN alerts n ON n.id = a.superseded_by
+WHERE d.id IN ({marks}) AND d.state = 'sent'
+ON CONFLICT DO NOTHING
+"""
+
 _RELEASE = """
 UPDATE deliveries
 SET state = 'pending', attempts = MAX(attempts - 1, 0), lease_until = NULL,
@@ -75,7 +89,10 @@ ON CONFLICT DO NOTHING
 
 _ALERT_BY_REFERENCE = "SELECT id FROM alerts WHERE sender = ? AND identifier = ? AND sent_text = ?"
 # A cancelled alert stays cancelled: an Update never revives it.
-_SET_ALERT_STATE = "UPDATE alerts SET state = ? WHERE id = ? AND state <> 'cancelled'"
+_SET_ALERT_STATE = (
+    "UPDATE alerts SET state = CASE WHEN state = 'cancelled' THEN state ELSE ?1 END, "
+    "superseded_by = ?3 WHERE id = ?2"
+)
 _CANCEL_PENDING = """
 UPDATE deliveries SET state = 'cancelled', updated_at = ?
 WHERE alert_id = ? AND state = 'pending'
@@ -115,7 +132,7 @@ def plan(conn: sqlite3.Connection, new: NewAlert) -> None:
             if row is None or row[0] == new.id:
                 continue  # an alert we never stored: nothing of it to stop
             old_id = str(row[0])
-            conn.execute(_SET_ALERT_STATE, (target.value, old_id))
+            conn.execute(_SET_ALERT_STATE, (target.value, old_id, new.id))
             conn.execute(_CANCEL_PENDING, (due, old_id))
             # Before the alert's own audience: at equal priority lower ids go first, and
             # those acting on the original's word need the correction most.
@@ -169,6 +186,10 @@ def finish_params(outcomes: Sequence[DeliveryOutcome]) -> list[tuple[Any, ...]]:
 
 def finish(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.executemany(_FINISH, rows)
+    sent = [row[-1] for row in rows if row[0] == DeliveryState.SENT.value]
+    if sent:
+        marks = ", ".join("?" * len(sent))
+        conn.execute(_LATE_CORRECTIONS.format(marks=marks), sent)
 
 
 def release(conn: sqlite3.Connection, ids: list[int], now_text: str | None) -> None:

@@ -428,15 +428,16 @@ async def test_cancel_stops_pending_and_reaches_those_already_reached(
     assert stored.state is AlertState.CANCELLED
 
     planned = await store.list_deliveries(cancel.id, limit=10)
-    assert sorted((d.channel, d.recipient) for d in planned) == [
-        ("sms", "r1"),
-        ("sms", "r2"),
-        ("x", "@feed"),
-    ]
+    assert sorted((d.channel, d.recipient) for d in planned) == [("sms", "r1"), ("x", "@feed")]
     for row in planned:
         assert (row.state, row.priority, row.attempts) == (DeliveryState.PENDING, 1, 0)
         assert row.next_attempt_at == row.created_at == at
-    assert sorted(d.recipient for d in await claim(store, now=at)) == ["r1", "r2"]
+    assert sorted(d.recipient for d in await claim(store, now=at)) == ["r1"]
+    # r2 was in flight at the cancel: only once it turns out sent is it owed the correction.
+    await store.finish_deliveries([outcome(c["r2"], DeliveryState.SENT, at=at + MINUTE)])
+    late = await claim(store, now=at + MINUTE)
+    assert [(d.alert_id, d.recipient) for d in late] == [(cancel.id, "r2")]
+    assert late[0].expires_at is None  # a cancellation never expires unsent
 
 
 async def test_update_supersedes_and_reaches_old_and_new_recipients_once(store: Store) -> None:
@@ -464,7 +465,8 @@ async def test_update_supersedes_and_reaches_old_and_new_recipients_once(store: 
     r = await records(store, original.id)
     assert (r["r1"].state, r["r2"].state, r["r3"].state) == ("sent", "sending", "cancelled")
     planned = await store.list_deliveries(update.id, limit=10)
-    assert sorted(d.recipient for d in planned) == ["r1", "r2", "r4"]
+    # r2 is in flight: it is owed the update only once it turns out sent.
+    assert sorted(d.recipient for d in planned) == ["r1", "r4"]
     assert {(d.state, d.priority, d.next_attempt_at) for d in planned} == {
         (DeliveryState.PENDING, 2, at)
     }
@@ -544,10 +546,11 @@ async def test_cancel_of_a_100k_delivery_alert_mid_way(store_factory: StoreFacto
     assert await store.delivery_counts(big.id) == {
         "sms": {"sent": 300, "sending": 200, "cancelled": total - 500}
     }
-    assert await store.delivery_counts(cancel.id) == {"sms": {"pending": 500}}
-    assert await store.count_open_deliveries() == 700
+    # The 200 in flight are owed the correction only once they turn out sent.
+    assert await store.delivery_counts(cancel.id) == {"sms": {"pending": 300}}
+    assert await store.count_open_deliveries() == 500
     corrections = await store.claim_deliveries("sms", limit=1000, now=at, lease_until=LEASE)
-    assert len(corrections) == 500
+    assert len(corrections) == 300
     assert {d.alert_id for d in corrections} == {cancel.id}
 
 
