@@ -11,7 +11,7 @@ Targets: engine ≥ 80 % of the bare client's rate (bookkeeping costs ≤ 20 %),
 ≤ 300 MB. Prints a table and writes the "Fan-out" section of bench/RESULTS.md (the rest of
 the file is left as bench/intake.py wrote it). It never fails a test run: it is not a test.
 
-    python bench/fanout.py [--deliveries 100000] [--concurrency 32] [--profile]
+    python bench/fanout.py [--deliveries 100000] [--concurrency 32] [--no-breakdown] [--profile]
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -52,7 +55,16 @@ from broadcaster.dispatcher import Dispatcher, DispatchPolicy  # noqa: E402
 from broadcaster.fence import CancelFence  # noqa: E402
 from broadcaster.metrics import Metrics  # noqa: E402
 from broadcaster.planner import delivery_priority  # noqa: E402
-from broadcaster.ports import AlertState, ChannelLimits, NewAlert, PlannedDelivery  # noqa: E402
+from broadcaster.ports import (  # noqa: E402
+    AlertState,
+    ChannelLimits,
+    ClaimedDelivery,
+    DeliveryOutcome,
+    DeliveryState,
+    NewAlert,
+    PlannedDelivery,
+    SendReceipt,
+)
 from tests.support.broker import free_port, wait_for_port  # noqa: E402
 
 SECRET = "bench-fanout-secret"  # noqa: S105 - a benchmark's receiver secret
@@ -180,11 +192,102 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def thread_cpu_seconds() -> dict[int, float]:
+    """CPU time (user + sys) of each of this process's threads, by thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def rss_mb() -> float:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
 # --- the engine run ---------------------------------------------------------------------
 
 
+class MemoryOutbox:
+    """For the breakdown only: the outbox half of the Store port in memory (no SQL, no
+    thread), alerts read from the real store. What the engine costs without SQLite."""
+
+    def __init__(self, store: SqliteStore, alert_id: str, recipients: list[str]) -> None:
+        self._store = store
+        now = datetime.now(UTC)
+        self._pending = deque(
+            ClaimedDelivery(i, alert_id, "webhook", url, 0, 1, now, None)
+            for i, url in enumerate(recipients, start=1)
+        )
+        self._sending: set[int] = set()
+        self.sent = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def claim_deliveries(
+        self, channel: str, *, limit: int, now: datetime, lease_until: datetime
+    ) -> list[ClaimedDelivery]:
+        await asyncio.sleep(0)
+        claimed = [self._pending.popleft() for _ in range(min(limit, len(self._pending)))]
+        self._sending.update(d.id for d in claimed)
+        return claimed
+
+    async def finish_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> None:
+        await asyncio.sleep(0)
+        for outcome in outcomes:
+            self._sending.discard(outcome.delivery_id)
+            self.sent += outcome.state is DeliveryState.SENT
+
+    async def release_deliveries(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        return None
+
+    async def extend_leases(self, delivery_ids: Sequence[int], lease_until: datetime) -> None:
+        return None
+
+    async def reclaim_expired_leases(self, now: datetime) -> int:
+        return 0
+
+    async def expire_deliveries(self, now: datetime) -> int:
+        return 0
+
+    async def count_open_deliveries(self, channels: Sequence[str] | None = None) -> int:
+        return len(self._pending) + len(self._sending)
+
+
+class NullChannel:
+    """For the breakdown only: a channel whose send succeeds at once, without I/O."""
+
+    name = "webhook"
+
+    def __init__(self, concurrency: int) -> None:
+        self.limits = ChannelLimits(concurrency=concurrency)
+
+    def audience(self, alert: Any) -> list[str]:
+        return []
+
+    def cost(self, alert: Any, recipient: str) -> int:
+        return 1
+
+    async def send(self, message: Any) -> SendReceipt:
+        await asyncio.sleep(0)
+        return SendReceipt()
+
+    async def close(self) -> None:
+        return None
+
+
 async def run_engine(
-    sink_url: str, count: int, concurrency: int, profile_path: str | None
+    sink_url: str,
+    count: int,
+    concurrency: int,
+    profile_path: str | None,
+    *,
+    outbox: str = "sqlite",
+    channel_kind: str = "webhook",
 ) -> dict[str, Any]:
     targets = urls(sink_url, count)
     alert = bench_alert()
@@ -203,28 +306,38 @@ async def run_engine(
                 body_hash="-",
                 cap_xml=None,
                 received_at=datetime.now(UTC),
-                deliveries=tuple(PlannedDelivery("webhook", url) for url in targets),
+                deliveries=tuple(PlannedDelivery("webhook", url) for url in targets)
+                if outbox == "sqlite"
+                else (),
                 priority=delivery_priority(alert),
             )
             started = time.perf_counter()
             await store.insert_alert(new)
             insert_seconds = time.perf_counter() - started
+            new = replace(new, deliveries=())  # intake lets go of the plan once stored
+            memory = MemoryOutbox(store, new.id, targets) if outbox == "memory" else None
 
-            receivers = [WebhookReceiver(url=url, secret=SECRET) for url in targets]  # type: ignore[arg-type]
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             async with aiohttp.ClientSession(connector=connector) as session:
-                channel = WebhookChannel(
-                    receivers, session, limits=ChannelLimits(concurrency=concurrency)
-                )
-                del receivers
+                channel: Any
+                if channel_kind == "webhook":
+                    receivers = [WebhookReceiver(url=url, secret=SECRET) for url in targets]  # type: ignore[arg-type]
+                    channel = WebhookChannel(
+                        receivers, session, limits=ChannelLimits(concurrency=concurrency)
+                    )
+                    del receivers
+                else:
+                    channel = NullChannel(concurrency)
                 dispatcher = Dispatcher(
-                    store,
+                    memory or store,  # type: ignore[arg-type]
                     {"webhook": channel},
                     policy=DispatchPolicy.from_settings(DeliverySettings(concurrency=concurrency)),
                     metrics=Metrics(),
                     fence=CancelFence(),
                 )
                 profiler = cProfile.Profile() if profile_path else None
+                setup_rss, setup_peak = rss_mb(), peak_rss_mb()
+                threads_before = thread_cpu_seconds()
                 cpu_before = cpu_seconds()
                 started = time.perf_counter()
                 if profiler is not None:
@@ -235,15 +348,26 @@ async def run_engine(
                     profiler.dump_stats(profile_path)
                 seconds = time.perf_counter() - started
                 cpu = cpu_seconds() - cpu_before
-            counts = await store.delivery_counts(new.id)
+                threads = thread_cpu_seconds()
+            if memory is not None:
+                counts = {"sent": memory.sent}
+            else:
+                counts = (await store.delivery_counts(new.id)).get("webhook", {})
         finally:
             await store.close()
+    # The event loop runs on the main thread (its id is the process id); the others are
+    # aiosqlite's connection threads (the writer does the outbox's SQL) and uvloop's pool.
+    loop_cpu = threads.get(os.getpid(), 0.0) - threads_before.get(os.getpid(), 0.0)
     return {
         "seconds": seconds,
         "per_second": count / seconds,
         "cpu_seconds": cpu,
+        "loop_us_per_delivery": loop_cpu / count * 1e6,
+        "other_threads_us_per_delivery": (cpu - loop_cpu) / count * 1e6,
+        "rss_before_drain_mb": setup_rss,
+        "peak_rss_before_drain_mb": setup_peak,
         "insert_seconds": insert_seconds,
-        "counts": counts.get("webhook", {}),
+        "counts": counts,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -301,6 +425,7 @@ async def run_bare(sink_url: str, count: int, concurrency: int) -> dict[str, Any
         "seconds": seconds,
         "per_second": count / seconds,
         "cpu_seconds": cpu,
+        "us_per_request": cpu / count * 1e6,
         "ok": statuses.get(200, 0),
         "body_bytes": len(head) + len(tail) + 16,
         "peak_rss_mb": peak_rss_mb(),
@@ -357,7 +482,11 @@ def profile_summary(path: str, limit: int = 25) -> str:
 
 
 def section(
-    engine: dict[str, Any], bare: dict[str, Any], args: argparse.Namespace, sink_kind: str
+    engine: dict[str, Any],
+    bare: dict[str, Any],
+    variants: list[tuple[str, dict[str, Any]]],
+    args: argparse.Namespace,
+    sink_kind: str,
 ) -> str:
     ok = {True: "met", False: "NOT met"}
     ratio = engine["per_second"] / bare["per_second"]
@@ -366,36 +495,55 @@ def section(
     rss_ok = engine["peak_rss_mb"] <= TARGET_RSS_MB
     n = args.deliveries
 
+    def cpu(run: dict[str, Any]) -> str:
+        if "loop_us_per_delivery" not in run:
+            return f"CPU {run['us_per_request']:.0f} µs/request"
+        return (
+            f"CPU {run['loop_us_per_delivery']:.0f} µs/delivery on the event loop + "
+            f"{max(run['other_threads_us_per_delivery'], 0):.0f} µs in other threads "
+            "(aiosqlite's)"
+        )
+
     def busy(run: dict[str, Any]) -> str:
         return (
-            f"client {run['cpu_seconds'] / run['seconds']:.0%} of a core, "
+            f"process {run['cpu_seconds'] / run['seconds']:.0%} of a core, "
             f"sink {run['sink_cpu_seconds'] / run['seconds']:.0%}"
         )
 
+    rows = "".join(
+        f"| {label} | {figures['per_second']:.0f} deliveries/s "
+        f"({figures['per_second'] / bare['per_second']:.0%} of bare; {cpu(figures)}) | | |\n"
+        for label, figures in variants
+    )
     return f"""{SECTION}
 
 Written by `bench/fanout.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
-Machine: {machine()}. {n} webhook deliveries of one alert to a loopback sink ({sink_kind}, its
-own process on uvloop) that answers 200 at once; concurrency {args.concurrency}, no rate
-limit. Engine: SQLite outbox (WAL) + Dispatcher + WebhookChannel, timed over
-`dispatcher.drain()` (claim, send, record each outcome). Bare: one aiohttp session, same
-connector settings, same signed bodies ({bare["body_bytes"]} bytes) to the same URLs. Each
-run is its own process on uvloop; "CPU" is that process's user+sys time over the run (the
-engine's includes its SQLite writer thread), as a share of one core.
+Machine: {machine()}.
+
+{n} webhook deliveries of one alert to a loopback sink ({sink_kind}, its own process on
+uvloop) that answers 200 at once; concurrency {args.concurrency}, no rate limit. Engine:
+SQLite outbox (WAL) + Dispatcher + WebhookChannel, timed over `dispatcher.drain()` (claim,
+send, record each outcome). Bare: one aiohttp session, same connector settings, same signed
+bodies ({bare["body_bytes"]} bytes) to the same URLs. Each run is its own process on uvloop;
+CPU is that process's user+sys time over the run. The last rows take parts away (an
+in-memory outbox for SQLite, a channel that returns at once for HTTP) to show what each
+part costs.
 
 | benchmark | figure | target | |
 |---|---|---|---|
 | engine fan-out, {n} deliveries | {engine["per_second"]:.0f} deliveries/s \
-({engine["seconds"]:.2f} s; {sent} sent; {busy(engine)}) | | |
+({engine["seconds"]:.2f} s; {sent} sent; {cpu(engine)}; {busy(engine)}) | | |
 | bare aiohttp client, same requests | {bare["per_second"]:.0f} requests/s \
-({bare["seconds"]:.2f} s; {bare["ok"]} answered 200; {busy(bare)}) | | |
+({bare["seconds"]:.2f} s; {bare["ok"]} answered 200; {cpu(bare)}; {busy(bare)}) | | |
 | engine / bare | {ratio:.0%} | ≥ {TARGET_RATIO:.0%} | {ok[rate_ok]} |
-| engine peak RSS (ru_maxrss, engine process alone) | {engine["peak_rss_mb"]:.0f} MB \
-(bare client's process: {bare["peak_rss_mb"]:.0f} MB) | ≤ {TARGET_RSS_MB:.0f} MB | \
-{ok[rss_ok]} |
+| engine peak RSS (ru_maxrss of the engine's own process) | {engine["peak_rss_mb"]:.0f} MB \
+(peak before the drain, i.e. while planning and setting up {n} receivers: \
+{engine["peak_rss_before_drain_mb"]:.0f} MB; RSS when the drain started: \
+{engine["rss_before_drain_mb"]:.0f} MB; the bare client's process: \
+{bare["peak_rss_mb"]:.0f} MB) | ≤ {TARGET_RSS_MB:.0f} MB | {ok[rss_ok]} |
 | planning: one alert with {n} deliveries inserted (one transaction) | \
 {engine["insert_seconds"]:.2f} s | | |
-"""
+{rows}"""
 
 
 def write_section(text: str) -> None:
@@ -412,6 +560,14 @@ def write_section(text: str) -> None:
     path.write_text(updated)
 
 
+BREAKDOWN = (
+    # (label, outbox, channel)
+    ("engine, in-memory outbox (no SQLite), real webhook sends", "memory", "webhook"),
+    ("engine, SQLite outbox, null channel (no HTTP)", "sqlite", "null"),
+    ("engine, in-memory outbox, null channel (dispatcher alone)", "memory", "null"),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=100_000)
@@ -422,7 +578,12 @@ def main() -> None:
         default="raw",
         help="raw: a minimal asyncio protocol (so the sink is not the limit); aiohttp: web",
     )
-    parser.add_argument("--profile", action="store_true", help="also profile the engine run")
+    parser.add_argument(
+        "--no-breakdown",
+        action="store_true",
+        help="skip the runs of the engine without SQLite and/or HTTP (what each part costs)",
+    )
+    parser.add_argument("--profile", action="store_true", help="also cProfile an engine run")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     # Internal: the sink and the child runs.
     parser.add_argument("--sink", choices=["raw", "aiohttp"], help=argparse.SUPPRESS)
@@ -430,6 +591,8 @@ def main() -> None:
     parser.add_argument("--run", choices=["engine", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--sink-url", help=argparse.SUPPRESS)
     parser.add_argument("--profile-path", help=argparse.SUPPRESS)
+    parser.add_argument("--outbox", default="sqlite", help=argparse.SUPPRESS)
+    parser.add_argument("--channel", default="webhook", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.sink:
@@ -437,33 +600,49 @@ def main() -> None:
             uvloop.run(_raw_sink(args.port) if args.sink == "raw" else _aiohttp_sink(args.port))
         return
     if args.run == "engine":
-        result = uvloop.run(
-            run_engine(args.sink_url, args.deliveries, args.concurrency, args.profile_path)
+        engine_run = run_engine(
+            args.sink_url,
+            args.deliveries,
+            args.concurrency,
+            args.profile_path,
+            outbox=args.outbox,
+            channel_kind=args.channel,
         )
-        print(json.dumps(result))
+        print(json.dumps(uvloop.run(engine_run)))
         return
     if args.run == "bare":
         print(json.dumps(uvloop.run(run_bare(args.sink_url, args.deliveries, args.concurrency))))
         return
 
+    def show(label: str, figures: dict[str, Any]) -> None:
+        print(
+            label, {k: v if isinstance(v, int | dict) else round(v, 3) for k, v in figures.items()}
+        )
+
     sink = Sink(args.sink_kind)
     sink.start()
+    variants: list[tuple[str, dict[str, Any]]] = []
     try:
         # Bare first, then the engine: each in its own process, so neither's memory or
         # warm caches count for the other.
         bare = child("bare", sink, args)
-        print("bare  ", {k: v if isinstance(v, int) else round(v, 3) for k, v in bare.items()})
+        show("bare  ", bare)
         engine = child("engine", sink, args)
-        print("engine", {k: v if isinstance(v, dict) else round(v, 3) for k, v in engine.items()})
+        show("engine", engine)
+        if not args.no_breakdown:
+            for label, outbox, channel in BREAKDOWN:
+                figures = child("engine", sink, args, "--outbox", outbox, "--channel", channel)
+                show(label, figures)
+                variants.append((label, figures))
         if args.profile:
             with tempfile.TemporaryDirectory() as folder:
                 path = str(Path(folder) / "engine.prof")
                 profiled = child("engine", sink, args, "--profile-path", path)
-                print(f"profiled engine run: {profiled['per_second']:.0f} deliveries/s")
+                print(f"profiled engine run (cProfile slows it): {profiled['per_second']:.0f}/s")
                 print(profile_summary(path))
     finally:
         sink.stop()
-    text = section(engine, bare, args, f"{sink.kind} sink")
+    text = section(engine, bare, variants, args, f"{sink.kind} sink")
     print(text)
     if not args.no_write:
         write_section(text)

@@ -75,6 +75,8 @@ class Attempt:
         }
         self._send_seconds = self.metrics.send_seconds.labels(name)
         self._wait_seconds = self.metrics.ratelimit_wait_seconds.labels(name)
+        # An alert's fence key, per alert id: one alert fans out to many deliveries.
+        self._keys: dict[str, tuple[str, str, str]] = {}
 
     async def run(self, delivery: ClaimedDelivery) -> DeliveryOutcome | None:
         # The claimer prefetched the alert and its state: no await until the limiter queue,
@@ -82,7 +84,11 @@ class Attempt:
         stored = self.alerts.peek(delivery.alert_id) or await self.alerts.get(delivery.alert_id)
         if stored is None:  # cannot happen with the foreign key; fail loudly, not silently
             return self._finished(delivery, DeliveryState.FAILED, "alert not found")
-        key = reference_parts(stored.alert.reference_key)
+        key = self._keys.get(stored.id)
+        if key is None:
+            if len(self._keys) > 4096:
+                self._keys.clear()
+            key = self._keys[stored.id] = reference_parts(stored.alert.reference_key)
         stopped = await self._stopped(stored, key)
         if stopped is not None:
             return self._finished(delivery, DeliveryState.CANCELLED, stopped)

@@ -104,6 +104,16 @@ class _Job:
     future: asyncio.Future[Any]
 
 
+@dataclass(slots=True)
+class _Finish:
+    """Delivery outcomes waiting for the writer. Every worker records its own outcome, so
+    these are the most frequent writes: a batch runs all of them as one executemany, with no
+    savepoint each (they fail only with the database, and then fail the batch)."""
+
+    rows: list[tuple[Any, ...]]
+    future: asyncio.Future[Any]
+
+
 class SqliteStore:
     """The Store port on one SQLite file. Use `await SqliteStore.open(path)`."""
 
@@ -118,7 +128,7 @@ class SqliteStore:
         self._write_lock = asyncio.Lock()
         # Unbounded on purpose: each caller waits on its future, so the queue never holds
         # more than the number of concurrent callers; their own concurrency is the limit.
-        self._queue: asyncio.Queue[_Pending | _Job | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Pending | _Job | _Finish | None] = asyncio.Queue()
         self._closed = False
         self._writer_task = asyncio.get_running_loop().create_task(
             self._run_writer(), name="sqlite-store-writer"
@@ -259,9 +269,14 @@ class SqliteStore:
         return result
 
     async def finish_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> None:
-        if outcomes:
-            rows = sqlite_outbox.finish_params(outcomes)
-            await self._run_job(lambda conn: sqlite_outbox.finish(conn, rows))
+        if not outcomes:
+            return
+        self._check_open()
+        if self._writer_task.done():
+            raise StoreError("sqlite writer has stopped")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Finish(sqlite_outbox.finish_params(outcomes), future))
+        await future
 
     async def release_deliveries(self, delivery_ids: Sequence[int], now: datetime) -> None:
         if delivery_ids:
@@ -365,7 +380,7 @@ class SqliteStore:
                 item = await self._queue.get()
                 if item is None:
                     return
-                batch: list[_Pending | _Job] = [item]
+                batch: list[_Pending | _Job | _Finish] = [item]
                 stop = False
                 while len(batch) < self._max_batch and not self._queue.empty():
                     more = self._queue.get_nowait()
@@ -383,7 +398,7 @@ class SqliteStore:
                 if left is not None and not left.future.done():
                     left.future.set_exception(StoreError("sqlite writer stopped"))
 
-    async def _write_batch(self, batch: list[_Pending | _Job]) -> None:
+    async def _write_batch(self, batch: list[_Pending | _Job | _Finish]) -> None:
         """One transaction for the whole batch; resolves every future in it."""
         outcomes: list[Any]
         try:
@@ -414,7 +429,9 @@ class SqliteStore:
                 pending.future.set_result(outcome)
 
 
-def _write_batch_sync(conn: sqlite3.Connection, batch: list[_Pending | _Job]) -> list[Any]:
+def _write_batch_sync(
+    conn: sqlite3.Connection, batch: list[_Pending | _Job | _Finish]
+) -> list[Any]:
     """On the writer's thread: BEGIN IMMEDIATE, insert the batch's alerts (matching each
     caller to its row) and plan their deliveries, run the other jobs, COMMIT (ROLLBACK on any
     error, which then fails the whole batch). Returns one outcome per item, in order: a
@@ -423,6 +440,9 @@ def _write_batch_sync(conn: sqlite3.Connection, batch: list[_Pending | _Job]) ->
     conn.execute("BEGIN IMMEDIATE")
     try:
         by_alert = iter(_insert_rows(conn, alerts) if alerts else [])
+        finished = [row for item in batch if isinstance(item, _Finish) for row in item.rows]
+        if finished:
+            sqlite_outbox.finish(conn, finished)
         outcomes: list[Any] = []
         for item in batch:
             if isinstance(item, _Pending):
@@ -430,6 +450,8 @@ def _write_batch_sync(conn: sqlite3.Connection, batch: list[_Pending | _Job]) ->
                 if isinstance(outcome, InsertResult) and outcome.created:
                     sqlite_outbox.plan(conn, item.new)
                 outcomes.append(outcome)
+            elif isinstance(item, _Finish):
+                outcomes.append(None)
             else:
                 outcomes.append(_run_job_sync(conn, item))
         conn.execute("COMMIT")

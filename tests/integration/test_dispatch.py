@@ -261,3 +261,23 @@ async def test_work_of_a_dead_process_is_claimed_again(tmp_path: Path) -> None:
         assert sorted(s.recipient for s in channel.sends) == sorted(f"r{i}" for i in range(10))
         await asyncio.sleep(0.1)
         assert await counts(service, alert.id, "recording") == {"sent": 10}
+
+
+async def test_a_slow_channel_does_not_hold_up_another(tmp_path: Path) -> None:
+    """A channel whose provider takes 2 s per send leaves a fast channel unaffected."""
+    slow = RecordingChannel(
+        channel_name="slow",
+        channel_limits=ChannelLimits(concurrency=2),
+        recipients=lambda alert: [f"s{i}" for i in range(20)],
+        latency=2.0,
+    )
+    fast = RecordingChannel(
+        channel_name="fast", recipients=lambda alert: [f"f{i}" for i in range(500)]
+    )
+    async with engine(tmp_path, slow, fast) as service:
+        await submit(service)
+        started = time.monotonic()
+        service.start_dispatcher()
+        await until(lambda: len(fast.sends) == 500, 5, "the fast channel")
+        assert time.monotonic() - started < 1.5
+        assert len(slow.sends) == 2  # bounded by its own concurrency
