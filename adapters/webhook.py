@@ -136,15 +136,17 @@ class WebhookChannel:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._receivers: dict[str, _Receiver] = {}
+        # One keyed HMAC per distinct secret (receivers often share one): ~1 KB each.
+        macs: dict[bytes, hmac.HMAC] = {}
         for receiver in receivers:
             # The first entry for a URL wins; a repeated URL is one receiver, not two sends.
             if receiver.url not in self._receivers:
                 secret = receiver.secret.get_secret_value().encode()
-                self._receivers[receiver.url] = _Receiver(
-                    safe_url=_safe_url(receiver.url),
+                mac = macs.get(secret)
+                if mac is None:
                     # Keyed once; each send copies it rather than re-deriving the key pads.
-                    mac=hmac.new(secret, digestmod=hashlib.sha256),
-                )
+                    mac = macs[secret] = hmac.new(secret, digestmod=hashlib.sha256)
+                self._receivers[receiver.url] = _Receiver(safe_url=_safe_url(receiver.url), mac=mac)
         self._session = session
         self._limits = limits if limits is not None else ChannelLimits(concurrency=32)
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from alerts.models import reference_parts
 from broadcaster.alert_cache import AlertCache
@@ -63,8 +64,9 @@ class Attempt:
     now: Callable[[], datetime]
     stopping: Callable[[], bool]
     rand: Callable[[], float] = random.random
-    # Called with no await before the send starts (the runner marks the task as sending).
-    before_send: Callable[[], None] = lambda: None
+    # Called with the worker's task, with no await before the send starts (the runner
+    # marks the task as sending).
+    before_send: Callable[[asyncio.Task[Any]], None] = lambda task: None
 
     def __post_init__(self) -> None:
         name = self.channel.name
@@ -77,8 +79,17 @@ class Attempt:
         self._wait_seconds = self.metrics.ratelimit_wait_seconds.labels(name)
         # An alert's fence key, per alert id: one alert fans out to many deliveries.
         self._keys: dict[str, tuple[str, str, str]] = {}
+        # Sends in progress and their deadlines; `watch_deadlines` cancels overdue ones.
+        # One watchdog instead of a timer per send: a timer per send costs more than
+        # everything else the engine does around it.
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._timed_out: set[asyncio.Task[Any]] = set()
 
-    async def run(self, delivery: ClaimedDelivery) -> DeliveryOutcome | None:
+    async def run(
+        self, delivery: ClaimedDelivery, task: asyncio.Task[Any]
+    ) -> DeliveryOutcome | None:
+        """Attempt `delivery` on the worker `task` (passed in: looking it up costs more than
+        most of what happens here)."""
         # The claimer prefetched the alert and its state: no await until the limiter queue,
         # so workers reach it in queue (priority) order.
         stored = self.alerts.peek(delivery.alert_id) or await self.alerts.get(delivery.alert_id)
@@ -117,9 +128,9 @@ class Attempt:
                 self.breaker.release_trial()
                 return self._finished(delivery, DeliveryState.EXPIRED, "alert expired")
             message = Outbound(delivery=delivery, alert=stored, sender=grant.sender)
-            self.before_send()
+            self.before_send(task)
             started = time.perf_counter()
-            receipt = await self._send(message)
+            receipt = await self._send(message, task)
         except PermanentDeliveryError as exc:
             self.breaker.record_success()  # the provider answered: it is healthy
             self.metrics.provider_errors.labels(
@@ -140,19 +151,41 @@ class Attempt:
             delivery.id, DeliveryState.SENT, self.now(), provider_ref=receipt.provider_ref
         )
 
-    async def _send(self, message: Outbound) -> SendReceipt:
+    async def watch_deadlines(self) -> None:
+        """Run for the life of the channel: cancel sends past `send_timeout`, which then
+        fail as transient. Precision is a quarter of the timeout (at most 1 s)."""
+        period = min(1.0, self.send_timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for task, deadline in list(self._deadlines.items()):
+                if now >= deadline and task not in self._timed_out:
+                    self._timed_out.add(task)
+                    task.cancel()
+
+    async def _send(self, message: Outbound, task: asyncio.Task[Any]) -> SendReceipt:
         """The channel's send with a deadline; a timeout or an unexpected exception from an
         adapter is transient (retried, and bounded by the retry policy)."""
+        self._deadlines[task] = time.monotonic() + self.send_timeout
         try:
-            async with asyncio.timeout(self.send_timeout):
-                return await self.channel.send(message)
-        except TimeoutError as exc:
+            return await self.channel.send(message)
+        except asyncio.CancelledError as exc:
+            if task not in self._timed_out:
+                raise  # a real cancellation (shutdown)
             raise TransientDeliveryError(f"no answer within {self.send_timeout:g} s") from exc
+        except TimeoutError as exc:  # the channel's own deadline
+            raise TransientDeliveryError(f"timed out: {exc}") from exc
         except (TransientDeliveryError, PermanentDeliveryError):
             raise
         except Exception as exc:  # an adapter bug must not kill the worker
             log.exception("channel %s raised an unexpected error", self.channel.name)
             raise TransientDeliveryError(f"unexpected {type(exc).__name__}") from exc
+        finally:
+            del self._deadlines[task]
+            if task in self._timed_out:
+                # Our watchdog's cancel, consumed here: the worker goes on.
+                self._timed_out.discard(task)
+                task.uncancel()
 
     def _transient(self, delivery: ClaimedDelivery, exc: TransientDeliveryError) -> DeliveryOutcome:
         code = "rate_limited" if exc.retry_after is not None else "transient"

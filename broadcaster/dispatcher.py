@@ -5,9 +5,11 @@ Contract:
   short local queue, and `concurrency` workers that send from it. A slow or failing channel
   never holds up another. The local queue is kept short (one claim batch) so a more urgent
   alert arriving mid fan-out overtakes within about a batch.
-- A worker releases its slot only after the outcome has committed, so at any moment at most
-  `concurrency` sends per channel can have reached the provider without their outcome being
-  durable: that bounds the duplicates a kill -9 can cause.
+- A slot (one of `concurrency` per channel) is taken before a send and given back only once
+  its outcome has committed, so at any moment at most `concurrency` sends per channel can have
+  reached the provider without their outcome being durable: that bounds the duplicates a
+  kill -9 can cause. Outcomes are committed in batches by one recorder per channel; the
+  worker moves on to its next delivery as soon as a slot is free.
 - Leases of held deliveries are renewed while they wait (rate limit, open circuit); a
   maintenance loop reclaims the leases of processes that died and expires what is past its
   alert's expiry.
@@ -25,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from broadcaster.alert_cache import AlertCache
 from broadcaster.attempt import Attempt
@@ -33,7 +36,7 @@ from broadcaster.config import DeliverySettings
 from broadcaster.errors import StoreError
 from broadcaster.fence import CancelFence
 from broadcaster.metrics import Metrics
-from broadcaster.ports import Channel, ClaimedDelivery, Store
+from broadcaster.ports import Channel, ClaimedDelivery, DeliveryOutcome, Store
 from broadcaster.ratelimit import ChannelLimiter
 from broadcaster.retry import RetryPolicy
 
@@ -99,14 +102,24 @@ class ChannelRunner:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self.held: dict[int, ClaimedDelivery] = {}
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[Any]] = set()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._outcomes: list[DeliveryOutcome] = []
+        self._record_wake = asyncio.Event()
+        self._closing = False
+        self._recorder: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._claimer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self.stopping = False
 
     def start(self) -> None:
         name = self.channel.name
         self._claimer = asyncio.create_task(self._claim_loop(), name=f"claim-{name}")
+        self._watchdog = asyncio.create_task(
+            self.attempt.watch_deadlines(), name=f"deadlines-{name}"
+        )
+        self._recorder = asyncio.create_task(self._record_loop(), name=f"record-{name}")
         self._workers = [
             asyncio.create_task(self._work_loop(), name=f"send-{name}-{i}")
             for i in range(self.concurrency)
@@ -157,41 +170,63 @@ class ChannelRunner:
                 await asyncio.wait_for(self._wake.wait(), self.policy.poll_seconds)
 
     async def _work_loop(self) -> None:
-        while not self.stopping:
-            async with self._ready:
-                await self._ready.wait_for(lambda: bool(self._queue) or self.stopping)
-                if self.stopping:
-                    return
-                delivery = self._queue.popleft()
-            if len(self._queue) < self.concurrency:
-                self._room.set()
-            await self._process(delivery)
-
-    async def _process(self, delivery: ClaimedDelivery) -> None:
         task = asyncio.current_task()
         assert task is not None
-        try:
-            outcome = await self.attempt.run(delivery)
-            # The send (if any) is over; from here the task only records the outcome, which
-            # stop() must let finish, so it counts as "sending".
-            self._sending.add(task)
-            if outcome is None:
-                await self._give_back([delivery.id])
-            else:
-                await self.store.finish_deliveries([outcome])
-            self.held.pop(delivery.id, None)
-        except StoreError as exc:
-            # Not recorded: the lease runs out and the delivery is claimed again.
-            log.error("recording delivery %s failed: %s", delivery.id, exc)
-            self.held.pop(delivery.id, None)
-        finally:
-            self._sending.discard(task)
+        while not self.stopping:
+            await self._slots.acquire()  # released once this delivery's outcome committed
+            if not self._queue:
+                async with self._ready:
+                    await self._ready.wait_for(lambda: bool(self._queue) or self.stopping)
+            if self.stopping:
+                self._slots.release()
+                return
+            delivery = self._queue.popleft()
+            if len(self._queue) < self.concurrency:
+                self._room.set()
+            await self._process(delivery, task)
 
-    def mark_sending(self) -> None:
+    async def _process(self, delivery: ClaimedDelivery, task: asyncio.Task[Any]) -> None:
+        try:
+            outcome = await self.attempt.run(delivery, task)
+        except BaseException:
+            self._slots.release()  # cut short (shutdown): stop() gives the delivery back
+            raise
+        if outcome is None:
+            self._slots.release()
+            self._sending.discard(task)
+            await self._give_back([delivery.id])
+            self.held.pop(delivery.id, None)
+            return
+        # The slot now belongs to the outcome; the recorder frees it after the commit.
+        self._outcomes.append(outcome)
+        self._record_wake.set()
+        self._sending.discard(task)
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._record_wake.wait()
+            self._record_wake.clear()
+            await self._record()
+            if self._closing and not self._outcomes:
+                return
+
+    async def _record(self) -> None:
+        """Commit every outcome waiting, in one call, then free their slots."""
+        batch, self._outcomes = self._outcomes, []
+        if not batch:
+            return
+        try:
+            await self.store.finish_deliveries(batch)
+        except StoreError as exc:
+            # Not recorded: their leases run out and they are claimed again.
+            log.error("recording %d delivery outcomes failed: %s", len(batch), exc)
+        for outcome in batch:
+            self.held.pop(outcome.delivery_id, None)
+            self._slots.release()
+
+    def mark_sending(self, task: asyncio.Task[Any]) -> None:
         """Called (via Attempt) right before a send starts: stop() waits for this task."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._sending.add(task)
+        self._sending.add(task)
 
     async def stop(self, grace: float) -> None:
         self.stopping = True
@@ -211,6 +246,14 @@ class ChannelRunner:
             for worker in late:
                 worker.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+        if self._recorder is not None:  # commit the last outcomes before giving back the rest
+            self._closing = True
+            self._record_wake.set()
+            await asyncio.gather(self._recorder, return_exceptions=True)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         self._queue.clear()
         left = list(self.held)
         self.held.clear()

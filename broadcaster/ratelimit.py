@@ -220,6 +220,12 @@ class ChannelLimiter:
             self._window = WindowBudget(
                 limits.window_limit, limits.window_seconds, clock=clock, wall=wall
             )
+        unpaced = self._channel is None and self._window is None and len(senders) == 1
+        self._free_grant = (
+            Grant(sender=senders[0], waited=0.0)
+            if unpaced and self._senders[senders[0]] is None
+            else None
+        )
 
     @property
     def paused_until(self) -> float:
@@ -229,6 +235,11 @@ class ChannelLimiter:
     def pause_for(self, seconds: float) -> None:
         """No grant before now + seconds. Extends, never shortens, an existing pause."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    @property
+    def _unlimited(self) -> Grant | None:
+        """The grant for a channel with one sender and no limit of any kind, else None."""
+        return self._free_grant
 
     def observe(self, remaining: int | None, reset_at: float | None) -> None:
         """Feed the provider's rate headers: forwarded to the window budget when there is
@@ -255,6 +266,13 @@ class ChannelLimiter:
     async def acquire(self, cost: int = 1) -> Grant:
         """Wait until a send of `cost` units may go, take its tokens and name its sender."""
         _check_cost(cost)
+        if (
+            self._unlimited is not None
+            and not self._lock.locked()
+            and self._paused_until <= self._clock()
+        ):
+            # Nothing to pace and nobody queued: the common case of a webhook fan-out.
+            return self._unlimited
         start = self._clock()
         async with self._lock:
             while True:

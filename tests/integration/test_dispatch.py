@@ -281,3 +281,18 @@ async def test_a_slow_channel_does_not_hold_up_another(tmp_path: Path) -> None:
         await until(lambda: len(fast.sends) == 500, 5, "the fast channel")
         assert time.monotonic() - started < 1.5
         assert len(slow.sends) == 2  # bounded by its own concurrency
+
+
+async def test_a_send_without_answer_times_out_as_transient(tmp_path: Path) -> None:
+    """A provider that never answers: the send is cut at send_timeout and fails visibly."""
+    channel = RecordingChannel(recipients=lambda alert: ["r0"], latency=30.0)
+    async with engine(tmp_path, channel, send_timeout_seconds=0.4, max_attempts=1) as service:
+        alert = await submit(service)
+        service.start_dispatcher()
+        await until(lambda: channel.attempts == 1, 5, "the attempt")
+        started = time.monotonic()
+        await until_outbox_empty(service, 5)
+        assert time.monotonic() - started < 1.5
+        (row,) = await service.store.list_deliveries(alert.id, limit=5)
+        assert row.state is DeliveryState.FAILED
+        assert "no answer within 0.4 s" in (row.last_error or "")
