@@ -274,6 +274,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE alerts ADD COLUMN superseded_by TEXT;",
         "ALTER TABLE alerts ADD COLUMN superseded_by text;",
     ),
+    # Every state change rewrote this index twice (claim, outcome): a quarter of the
+    # outbox's write cost. The unique (alert_id, channel, recipient) index already serves
+    # "this alert's deliveries" for the cancel statement and the per-alert counts.
+    Migration(
+        5,
+        "drop deliveries_alert_state: the unique index serves per-alert queries",
+        "DROP INDEX deliveries_alert_state;",
+        "DROP INDEX deliveries_alert_state;",
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
