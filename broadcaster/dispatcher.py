@@ -53,6 +53,8 @@ def _utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class DispatchPolicy:
+    """The `[delivery]` settings the dispatcher uses, with the retry policy built."""
+
     retry: RetryPolicy
     lease_seconds: float
     send_timeout_seconds: float
@@ -64,21 +66,14 @@ class DispatchPolicy:
 
     @classmethod
     def from_settings(cls, settings: DeliverySettings) -> DispatchPolicy:
-        return cls(
-            retry=RetryPolicy(
-                max_attempts=settings.max_attempts,
-                max_age_seconds=settings.max_age_seconds,
-                base_seconds=settings.backoff_base_seconds,
-                cap_seconds=max(settings.backoff_cap_seconds, settings.backoff_base_seconds),
-            ),
-            lease_seconds=settings.lease_seconds,
-            send_timeout_seconds=settings.send_timeout_seconds,
-            concurrency=settings.concurrency,
-            poll_seconds=settings.poll_seconds,
-            breaker_failures=settings.breaker_failures,
-            breaker_cooldown_seconds=settings.breaker_cooldown_seconds,
-            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        retry = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            max_age_seconds=settings.max_age_seconds,
+            base_seconds=settings.backoff_base_seconds,
+            cap_seconds=max(settings.backoff_cap_seconds, settings.backoff_base_seconds),
         )
+        names = set(cls.__dataclass_fields__) - {"retry"}
+        return cls(retry=retry, **settings.model_dump(include=names))
 
 
 class ChannelRunner:
@@ -188,6 +183,9 @@ class ChannelRunner:
     async def _process(self, delivery: ClaimedDelivery, task: asyncio.Task[Any]) -> None:
         try:
             outcome = await self.attempt.run(delivery, task)
+        except Exception:  # a bug must cost one delivery's attempt, not a worker
+            log.exception("attempting delivery %s failed unexpectedly", delivery.id)
+            outcome = None
         except BaseException:
             self._slots.release()  # cut short (shutdown): stop() gives the delivery back
             raise
@@ -217,9 +215,9 @@ class ChannelRunner:
             return
         try:
             await self.store.finish_deliveries(batch)
-        except StoreError as exc:
+        except Exception:  # the slots below must come back whatever happened
             # Not recorded: their leases run out and they are claimed again.
-            log.error("recording %d delivery outcomes failed: %s", len(batch), exc)
+            log.exception("recording %d delivery outcomes failed", len(batch))
         for outcome in batch:
             self.held.pop(outcome.delivery_id, None)
             self._slots.release()

@@ -36,7 +36,7 @@ class TokenBucket:
     are available, i.e. when `now >= tat - (burst - min(cost, burst)) * T`, and moves `tat`
     to `max(tat, now) + cost * T`, where T is the emission interval.
 
-    T is `(1 / rate) * (1 + safety)`. The small safety factor (0.4 % by default) makes the
+    T is `(1 / rate) * (1 + safety)`. The small safety factor (1 % by default) makes the
     pace a hair slower than the configured rate, so float rounding on the clock and the
     jitter between our timestamp and the moment the provider counts the request never make
     a measured half-open one-second window hold more than `rate` units.
@@ -58,7 +58,7 @@ class TokenBucket:
         burst: int = 1,
         *,
         clock: Callable[[], float] = time.monotonic,
-        safety: float = 0.004,
+        safety: float = 0.01,
     ) -> None:
         if not rate_per_second > 0 or math.isinf(rate_per_second):
             raise ValueError(f"rate_per_second must be a positive number, not {rate_per_second}")

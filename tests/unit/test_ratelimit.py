@@ -15,7 +15,7 @@ from broadcaster.ratelimit import ChannelLimiter, Grant, TokenBucket, WindowBudg
 
 EPOCH = 1_700_000_000.0
 # The default safety factor, and the late-wake credit it allows (see TokenBucket).
-SAFETY = 0.004
+SAFETY = 0.01
 CREDIT = SAFETY / 2
 
 
