@@ -16,7 +16,7 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from broadcaster.config import Settings, load_settings
 from broadcaster.errors import BroadcastError, ConfigError
 from broadcaster.logs import configure_logging
 from broadcaster.ports import Role, Store
+from broadcaster.subscribers import ParsedSubscribers, parse_subscribers_csv
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drain.add_argument("--config", required=True, help="TOML configuration file")
 
+    subscribers = commands.add_parser("subscribers", help="manage SMS subscribers")
+    subscriber_commands = subscribers.add_subparsers(dest="subscribers_command", required=True)
+    load = subscriber_commands.add_parser(
+        "import", help="add or update subscribers from CSV; bad rows are listed by line"
+    )
+    load.add_argument("csv", help="CSV with a header: phone,lat,lon,area_code,language,groups")
+    load.add_argument("--config", required=True)
+    load.add_argument("--region", help="country for numbers without +code, e.g. GB or US")
+
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", help="create a token; prints it last")
@@ -81,6 +91,20 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             configure_logging(settings.logging)
             opened = wiring.run(wiring.drain(settings))
             print(f"drained: {opened} deliveries were open; none is left pending or sending")
+        elif args.command == "subscribers":
+            settings = load_settings(args.config)
+            parsed = _read_subscribers(Path(args.csv), args.region)
+            created, updated = wiring.run(_store_subscribers(settings, parsed, wiring))
+            print(
+                f"imported {len(parsed.subscribers)} subscribers ({created} new, {updated} updated)"
+            )
+            for error in parsed.errors:
+                print(f"refused {error}", file=sys.stderr)
+            if parsed.errors:
+                print(
+                    f"{len(parsed.errors)} row(s) refused; fix them, import again", file=sys.stderr
+                )
+                return 1
         elif args.command == "token":
             settings = load_settings(args.config)
             days = timedelta(days=args.days) if args.days else None
@@ -96,6 +120,25 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _read_subscribers(path: Path, region: str | None) -> ParsedSubscribers:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("CSV", f"cannot read {path}: {exc}") from exc
+    return parse_subscribers_csv(text, default_region=region)
+
+
+async def _store_subscribers(
+    settings: Settings, parsed: ParsedSubscribers, wiring: Wiring
+) -> tuple[int, int]:
+    """Import the valid rows (the refused ones are listed by the caller)."""
+    store = await wiring.open_store(settings.database.url)
+    try:
+        return await store.upsert_subscribers(parsed.subscribers, datetime.now(UTC))
+    finally:
+        await store.close()
 
 
 async def _create_token(

@@ -125,6 +125,22 @@ class ApiToken:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Someone who gets SMS alerts. `phone` is E.164 and unique; `groups` filter who gets
+    an alert aimed at some groups; an opted-out subscriber gets nothing until opted in."""
+
+    phone: str
+    lat: float | None = None
+    lon: float | None = None
+    area_code: str | None = None
+    language: str = "en-US"
+    groups: tuple[str, ...] = ()
+    opted_out_at: datetime | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     """A delivery leased to one worker (state `sending`). `attempts` counts this attempt."""
 
@@ -320,6 +336,34 @@ class Store(Outbox, Protocol):
         self, alert_id: str, *, limit: int, after_id: int | None = None
     ) -> list[DeliveryRecord]:
         """One alert's deliveries by id, `after_id` pages forward."""
+        ...
+
+    async def upsert_subscribers(
+        self, subscribers: Sequence[Subscriber], now: datetime
+    ) -> tuple[int, int]:
+        """Insert or update by phone, in one transaction; returns (created, updated). An
+        update replaces position, area code, language and groups, never the opt-out state
+        (an import must not re-subscribe someone who said STOP)."""
+        ...
+
+    async def get_subscriber(self, phone: str) -> Subscriber | None: ...
+
+    async def list_subscribers(
+        self, *, limit: int, after_id: int | None = None
+    ) -> list[Subscriber]:
+        """By id; `after_id` pages forward."""
+        ...
+
+    async def delete_subscriber(self, phone: str) -> bool:
+        """True when a subscriber was deleted."""
+        ...
+
+    async def set_opted_out(self, phone: str, at: datetime | None) -> bool:
+        """Opt out at `at`, or back in with None; True when the subscriber exists."""
+        ...
+
+    async def active_subscribers(self) -> list[Subscriber]:
+        """Every subscriber not opted out (the SMS audience index is built from these)."""
         ...
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None: ...
