@@ -1,0 +1,72 @@
+"""Who an SMS alert goes to: the active subscribers inside the alert's areas.
+
+Contract:
+- `SubscriberDirectory` holds the active (not opted-out) subscribers in memory with a geo
+  index, so planning an alert is a lookup, not a scan: choosing among 1,000,000 subscribers
+  takes well under 2 s (bench/). `load(store)` (re)builds it from the store; call it at start
+  and after imports. `opt_out` / `opt_in` apply at once, without a rebuild.
+- `recipients(alert, groups)` is every active subscriber inside any area of any of the alert's
+  info blocks (see `alerts.geo`), in subscriber order, each once; when `groups` is given, only
+  subscribers in at least one of them. An alert without areas reaches nobody by SMS: a desk
+  that means "everyone" draws the area, so a missing area never becomes a city-wide text.
+- `language_of(phone)` is the subscriber's language, for choosing the info block to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from alerts.geo import GeoIndex
+from alerts.models import Alert
+from broadcaster.ports import Store, Subscriber
+
+
+class SubscriberDirectory:
+    def __init__(self, subscribers: Sequence[Subscriber] = ()) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._by_phone: dict[str, int] = {}
+        self._opted_out: set[str] = set()
+        self._index = GeoIndex([], [], [])
+        self.replace(subscribers)
+
+    async def load(self, store: Store) -> int:
+        """Rebuild from the store's active subscribers; returns how many."""
+        self.replace(await store.active_subscribers())
+        return len(self._subscribers)
+
+    def replace(self, subscribers: Sequence[Subscriber]) -> None:
+        active = [s for s in subscribers if s.opted_out_at is None]
+        index = GeoIndex(
+            [s.lat for s in active], [s.lon for s in active], [s.area_code for s in active]
+        )
+        # Swapped in one step, so a planner running meanwhile sees the old or the new whole.
+        self._subscribers, self._index = active, index
+        self._by_phone = {s.phone: i for i, s in enumerate(active)}
+        self._opted_out = set()
+
+    def __len__(self) -> int:
+        return len(self._subscribers) - len(self._opted_out)
+
+    def recipients(self, alert: Alert, groups: Iterable[str] = ()) -> list[str]:
+        wanted = frozenset(groups)
+        areas = [area for info in alert.infos for area in info.areas]
+        chosen: list[str] = []
+        for position in self._index.select(areas).tolist():
+            subscriber = self._subscribers[position]
+            if subscriber.phone in self._opted_out:
+                continue
+            if wanted and wanted.isdisjoint(subscriber.groups):
+                continue
+            chosen.append(subscriber.phone)
+        return chosen
+
+    def language_of(self, phone: str) -> str | None:
+        position = self._by_phone.get(phone)
+        return None if position is None else self._subscribers[position].language
+
+    def opt_out(self, phone: str) -> None:
+        self._opted_out.add(phone)
+
+    def opt_in(self, phone: str) -> None:
+        """Back in at once if still indexed; otherwise the next `load` brings them back."""
+        self._opted_out.discard(phone)

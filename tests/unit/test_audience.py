@@ -1,0 +1,62 @@
+"""The SMS audience: subscribers inside the alert's areas, by group, minus opt-outs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from alerts.models import Alert
+from alerts.requests import AlertRequest
+from broadcaster.audience import SubscriberDirectory
+from broadcaster.ports import Subscriber
+
+SENT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def alert_over_manchester(**fields: object) -> Alert:
+    body: dict[str, object] = {
+        "event": "Gas leak",
+        "headline": "Avoid Market St",
+        "severity": "Severe",
+        "areas": [
+            {"description": "centre", "circle": {"lat": 53.48, "lon": -2.24, "radius_km": 2}}
+        ],
+    }
+    body.update(fields)
+    return AlertRequest.model_validate(body).to_alert(
+        identifier="a1", sender="desk@example.org", sent=SENT
+    )
+
+
+PEOPLE = [
+    Subscriber("+447911000001", 53.481, -2.241, language="en-GB", groups=("residents",)),
+    Subscriber("+447911000002", 53.479, -2.239, language="cy", groups=("businesses",)),
+    Subscriber("+447911000003", 53.60, -2.50),  # far away
+    Subscriber("+447911000004", None, None, area_code="M1"),  # no position
+    Subscriber("+447911000005", 53.48, -2.24, opted_out_at=SENT),
+]
+
+
+def test_recipients_are_those_inside_and_not_opted_out() -> None:
+    """Inside the circle and subscribed: chosen once each, in subscriber order."""
+    directory = SubscriberDirectory(PEOPLE)
+    assert directory.recipients(alert_over_manchester()) == ["+447911000001", "+447911000002"]
+    assert len(directory) == 4
+
+
+def test_groups_filter_and_opt_out_applies_at_once() -> None:
+    """Groups narrow the audience; an opt-out removes a number without a rebuild."""
+    directory = SubscriberDirectory(PEOPLE)
+    alert = alert_over_manchester()
+    assert directory.recipients(alert, groups=["businesses"]) == ["+447911000002"]
+    directory.opt_out("+447911000001")
+    assert directory.recipients(alert) == ["+447911000002"]
+    directory.opt_in("+447911000001")
+    assert directory.recipients(alert) == ["+447911000001", "+447911000002"]
+
+
+def test_language_and_an_alert_without_areas() -> None:
+    """Each subscriber's language is known; an alert without areas texts nobody."""
+    directory = SubscriberDirectory(PEOPLE)
+    assert directory.language_of("+447911000002") == "cy"
+    assert directory.language_of("+440000") is None
+    assert directory.recipients(alert_over_manchester(areas=[])) == []
