@@ -1,0 +1,409 @@
+"""A Twilio Programmable Messaging stand-in on loopback, for tests and benchmarks.
+
+It speaks the real wire format of the 2010-04-01 REST API closely enough that the real
+`twilio.rest.Client` (with `AsyncTwilioHttpClient`) can be pointed at it by setting
+`client.api.base_url = simulator.url`.
+
+`POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, in this order:
+1. HTTP Basic auth must be `account_sid:auth_token` and the path's AccountSid that account:
+   else 401, code 20003.
+2. Statuses queued by `fail_next(n, status)`, then a seeded draw with `fail_ratio`: 500 (code
+   20500). Neither is recorded.
+3. Validation, 400: To missing (21604) or not E.164 (21211), From and MessagingServiceSid both
+   missing (21603), Body missing (21602) or over 1600 characters (21617), To in `opted_out`
+   (21610) or in `not_mobile` (21614).
+4. Per sender (From, else MessagingServiceSid), at most `mps` segments in any rolling second:
+   else 429, code 20429. A message of more segments than `mps` passes only when the sender's
+   window is empty, so it is delayed, never starved.
+5. Accepted: 201 with the Message resource (status "queued", or "accepted" when sent through a
+   messaging service without From), appended to `messages`.
+
+Then, in the background, every accepted message moves on: after `callback_delay` to "sent",
+after another `callback_delay` to "delivered" (or "undelivered" with ErrorCode 30003 when To is
+in `undeliverable`). With a StatusCallback, each step is POSTed there as Twilio does it: form
+fields MessageSid, MessageStatus, AccountSid, From, To, ApiVersion, SmsSid, SmsStatus (ErrorCode
+on failure), signed in `X-Twilio-Signature` by twilio's own `RequestValidator`. Each attempt
+is appended to `callbacks`. `GET .../Messages/{Sid}.json` answers the resource as it stands.
+
+Same seed, same requests in the same order -> same sids and same decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import math
+import random
+import re
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+API_VERSION = "2010-04-01"
+DEFAULT_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+DEFAULT_AUTH_TOKEN = "simulated-auth-token"  # noqa: S105 - a loopback stand-in, not a secret
+MAX_BODY_CHARS = 1600
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+COUNTERS = ("accepted", "rejected", "rate_limited", "failed_5xx", "unauthorized")
+
+# GSM 03.38 default alphabet (one septet each) and its extension table (escape + one septet).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+
+def segments(body: str) -> int:
+    """SMS segments for `body`: GSM-7 160 (153 when split), else UCS-2 70 (67 when split)."""
+    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in body):
+        units = sum(2 if char in GSM7_EXTENSION else 1 for char in body)
+        single, multi = 160, 153
+    else:
+        units = len(body.encode("utf-16-le")) // 2  # UTF-16 code units: an emoji is two
+        single, multi = 70, 67
+    if units <= single:
+        return 1
+    return math.ceil(units / multi)
+
+
+def error_body(code: int, message: str, status: int) -> dict[str, Any]:
+    """Twilio's error JSON, as the REST API answers it."""
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def _rfc2822(moment: datetime) -> str:
+    return format_datetime(moment)  # "Thu, 24 Aug 2023 05:01:45 +0000" for an aware UTC time
+
+
+@dataclass(slots=True)
+class Callback:
+    """One status callback attempt."""
+
+    url: str
+    params: dict[str, str]
+    signature: str
+    status: int | None  # the receiver's HTTP status, None when it could not be reached
+    at: float  # time.monotonic() when it was sent
+
+
+@dataclass(slots=True)
+class _Sender:
+    window: deque[tuple[float, int]] = field(default_factory=deque)
+
+
+class TwilioSimulator:
+    """An aiohttp server on 127.0.0.1:<free port> that answers like Twilio's Messages API."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        mps: float | None = None,
+        fail_ratio: float = 0.0,
+        opted_out: Iterable[str] = (),
+        not_mobile: Iterable[str] = (),
+        undeliverable: Iterable[str] = (),
+        callback_delay: float = 0.0,
+        seed: int = 1,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.mps = mps
+        self.fail_ratio = fail_ratio
+        self.opted_out = set(opted_out)
+        self.not_mobile = set(not_mobile)
+        self.undeliverable = set(undeliverable)
+        self.callback_delay = callback_delay
+        self.validator = RequestValidator(auth_token)
+        # Two generators: how many sids were drawn does not shift the fault decisions.
+        self._random = random.Random(seed)  # noqa: S311 - simulated faults, not secrets
+        self._sids = random.Random(f"sids-{seed}")  # noqa: S311 - reproducible ids
+        self._forced: deque[int] = deque()
+        self._senders: dict[str, _Sender] = {}
+        self._resources: dict[str, dict[str, Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.messages: list[dict[str, Any]] = []
+        self.callbacks: list[Callback] = []
+        self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._port: int | None = None
+
+    def __repr__(self) -> str:
+        url = self.url if self._port else None
+        return f"TwilioSimulator(url={url!r}, counts={self.counts!r})"
+
+    @property
+    def url(self) -> str:
+        """The base URL, to use in place of https://api.twilio.com."""
+        if self._port is None:
+            raise RuntimeError("TwilioSimulator is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    def fail_next(self, n: int, status: int = 500) -> None:
+        """Answer the next `n` authenticated sends with `status` (Twilio error JSON)."""
+        self._forced.extend([status] * n)
+
+    def resource(self, sid: str) -> dict[str, Any]:
+        """The Message resource as it stands now (status moves on as callbacks go out)."""
+        return self._resources[sid]
+
+    async def start(self) -> None:
+        app = web.Application()
+        base = f"/{API_VERSION}/Accounts/{{account}}/Messages"
+        app.router.add_post(f"{base}.json", self._create)
+        app.router.add_get(f"{base}/{{sid}}.json", self._fetch)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> TwilioSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def drain(self) -> None:
+        """Wait until every pending status change and callback is done."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- HTTP handlers -------------------------------------------------------------------
+
+    def _error(self, code: int, message: str, status: int) -> web.Response:
+        if status == 401:
+            self._count("unauthorized")
+            return web.json_response(
+                error_body(code, message, status),
+                status=status,
+                headers={"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
+        if status == 429:
+            self._count("rate_limited")
+        elif status >= 500:
+            self._count("failed_5xx")
+        else:
+            self._count("rejected")
+        return web.json_response(error_body(code, message, status), status=status)
+
+    def _authorized(self, request: web.Request) -> bool:
+        # Decoded by hand: aiohttp >= 3.14 deprecates BasicAuth.decode.
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            login, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return (
+            hmac.compare_digest(login.encode(), self.account_sid.encode())
+            and hmac.compare_digest(password.encode(), self.auth_token.encode())
+            and request.match_info["account"] == self.account_sid
+        )
+
+    def _unauthorized(self) -> web.Response:
+        return self._error(20003, "Authenticate", 401)
+
+    async def _create(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized()
+        form = await request.post()
+        if self._forced:
+            status = self._forced.popleft()
+            return self._error(20000 + status, "Forced failure", status)
+        if self._random.random() < self.fail_ratio:
+            return self._error(20500, "Internal Server Error", 500)
+        to = str(form.get("To", "")).strip()
+        sender = str(form.get("From", "")).strip() or None
+        service = str(form.get("MessagingServiceSid", "")).strip() or None
+        body = str(form.get("Body", ""))
+        callback_url = str(form.get("StatusCallback", "")).strip() or None
+        if not to:
+            return self._error(21604, "A 'To' phone number is required.", 400)
+        if not E164.match(to):
+            return self._error(21211, f"Invalid 'To' Phone Number: {to}", 400)
+        if sender is None and service is None:
+            return self._error(21603, "A 'From' phone number is required.", 400)
+        if not body:
+            return self._error(21602, "Message body is required.", 400)
+        if len(body) > MAX_BODY_CHARS:
+            message = "The concatenated message body exceeds the 1600 character limit."
+            return self._error(21617, message, 400)
+        if to in self.opted_out:
+            return self._error(21610, "Attempt to send to unsubscribed recipient", 400)
+        if to in self.not_mobile:
+            return self._error(21614, f"'To' number {to} is not a valid mobile number", 400)
+        parts = segments(body)
+        now = time.monotonic()
+        if not self._admit(sender or str(service), parts, now):
+            return self._error(20429, "Too Many Requests", 429)
+        resource = self._new_resource(to, sender, service, body, parts)
+        self._resources[resource["sid"]] = resource
+        self.messages.append(
+            {
+                "sid": resource["sid"],
+                "to": to,
+                "from": sender,
+                "messaging_service_sid": service,
+                "body": body,
+                "num_segments": parts,
+                "status_callback": callback_url,
+                "at": now,
+            }
+        )
+        self._count("accepted")
+        task = asyncio.create_task(self._progress(resource, callback_url))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return web.json_response(resource, status=201)
+
+    async def _fetch(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized()
+        resource = self._resources.get(request.match_info["sid"])
+        if resource is None:
+            return self._error(20404, f"The requested resource {request.path} was not found", 404)
+        return web.json_response(resource)
+
+    # --- behaviour -----------------------------------------------------------------------
+
+    def _count(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def _admit(self, sender: str, parts: int, now: float) -> bool:
+        """Take `parts` segments from the sender's rolling second, if they fit."""
+        if self.mps is None:
+            return True
+        window = self._senders.setdefault(sender, _Sender()).window
+        while window and window[0][0] <= now - 1.0:
+            window.popleft()
+        used = sum(taken for _, taken in window)
+        if window and used + parts > self.mps:
+            return False
+        window.append((now, parts))
+        return True
+
+    def _new_resource(
+        self, to: str, sender: str | None, service: str | None, body: str, parts: int
+    ) -> dict[str, Any]:
+        sid = f"SM{self._sids.getrandbits(128):032x}"
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        stamp = _rfc2822(datetime.now(UTC))
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": body,
+            "date_created": stamp,
+            "date_sent": None,
+            "date_updated": stamp,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sender,
+            "messaging_service_sid": service,
+            "num_media": "0",
+            "num_segments": str(parts),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued" if sender is not None else "accepted",
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": to,
+            "uri": f"{uri}.json",
+        }
+
+    async def _progress(self, resource: dict[str, Any], callback_url: str | None) -> None:
+        failed = resource["to"] in self.undeliverable
+        for status in ("sent", "undelivered" if failed else "delivered"):
+            await asyncio.sleep(self.callback_delay)
+            stamp = _rfc2822(datetime.now(UTC))
+            resource["status"] = status
+            resource["date_updated"] = stamp
+            if status == "sent":
+                resource["date_sent"] = stamp
+            if status == "undelivered":
+                resource["error_code"] = 30003
+                resource["error_message"] = "Unreachable destination handset"
+            if callback_url is not None:
+                await self._callback(callback_url, resource)
+
+    async def _callback(self, url: str, resource: dict[str, Any]) -> None:
+        params = {
+            "AccountSid": resource["account_sid"],
+            "ApiVersion": API_VERSION,
+            "MessageSid": resource["sid"],
+            "MessageStatus": resource["status"],
+            "SmsSid": resource["sid"],
+            "SmsStatus": resource["status"],
+            "To": resource["to"],
+        }
+        if resource["from"] is not None:
+            params["From"] = resource["from"]
+        if resource["messaging_service_sid"] is not None:
+            params["MessagingServiceSid"] = resource["messaging_service_sid"]
+        if resource["error_code"] is not None:
+            params["ErrorCode"] = str(resource["error_code"])
+        signature = self.validator.compute_signature(url, params)
+        status: int | None = None
+        assert self._session is not None
+        try:
+            async with self._session.post(
+                url,
+                data=params,
+                headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
+                timeout=aiohttp.ClientTimeout(total=5),
+            ) as answer:
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = None  # Twilio does not retry status callbacks by default
+        self.callbacks.append(Callback(url, params, signature, status, time.monotonic()))
+
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_ACCOUNT_SID",
+    "DEFAULT_AUTH_TOKEN",
+    "Callback",
+    "TwilioSimulator",
+    "error_body",
+    "segments",
+]
