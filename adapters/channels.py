@@ -1,24 +1,44 @@
 """Delivery channels from configuration: the one place that knows which adapters exist.
 
-`open_channels(settings)` is an async context manager yielding the configured channels by
-name, sharing one aiohttp session which it closes on exit (after the dispatcher stopped).
+`open_channels(settings, store)` is an async context manager yielding the configured
+channels by name, sharing one aiohttp session which it closes on exit (after the dispatcher
+stopped). SMS is on when `channels.sms.account_sid` is set; its audience is the store's active
+subscribers, loaded here, and an opt-out Twilio reports is written back to the store.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 
+from adapters.sms import SmsChannel
 from adapters.webhook import WebhookChannel
+from broadcaster.audience import SubscriberDirectory
 from broadcaster.config import Settings
-from broadcaster.ports import Channel, ChannelLimits
+from broadcaster.ports import Channel, ChannelLimits, Store
 
 
 @contextlib.asynccontextmanager
-async def open_channels(settings: Settings) -> AsyncIterator[dict[str, Channel]]:
+async def open_channels(settings: Settings, store: Store) -> AsyncIterator[dict[str, Channel]]:
     channels: dict[str, Channel] = {}
+    sms = settings.channels.sms
+    if sms.account_sid:
+        directory = SubscriberDirectory()
+        await directory.load(store)
+
+        async def opted_out(phone: str) -> None:
+            await store.set_opted_out(phone, datetime.now(UTC))
+
+        channels["sms"] = SmsChannel(
+            sms,
+            directory,
+            public_url=settings.http.public_url,
+            concurrency=settings.delivery.concurrency,
+            on_opt_out=opted_out,
+        )
     # No connection cap beyond each channel's own concurrency.
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -29,4 +49,10 @@ async def open_channels(settings: Settings) -> AsyncIterator[dict[str, Channel]]
                 concurrency=settings.delivery.concurrency,
             )
             channels["webhook"] = WebhookChannel(web.webhooks, session, limits=limits)
-        yield channels
+        try:
+            yield channels
+        finally:
+            # The dispatcher closes them when it stops; this covers a start that failed.
+            # Closing twice is harmless.
+            for channel in channels.values():
+                await channel.close()

@@ -20,7 +20,7 @@ from broadcaster.config import Settings
 from broadcaster.dispatcher import Dispatcher, DispatchPolicy
 from broadcaster.fence import CancelFence
 from broadcaster.metrics import Metrics
-from broadcaster.ports import Channel
+from broadcaster.ports import Channel, Store
 from broadcaster.service import Service
 
 log = logging.getLogger(__name__)
@@ -32,17 +32,20 @@ async def running_service(
 ) -> AsyncIterator[tuple[Service, str]]:
     """The whole service, started; yields it and the base URL it listens on.
     `extra_channels` join the configured ones (tests add recording channels this way)."""
-    async with open_channels(settings) as channels:
-        channels.update(extra_channels or {})
-        async with _running(settings, channels) as running:
-            yield running
+    store = await open_store(settings.database.url)
+    try:
+        async with open_channels(settings, store) as channels:
+            channels.update(extra_channels or {})
+            async with _running(settings, store, channels) as running:
+                yield running
+    finally:
+        await store.close()  # idempotent: the service closed it already unless start failed
 
 
 @contextlib.asynccontextmanager
 async def _running(
-    settings: Settings, channels: Mapping[str, Channel]
+    settings: Settings, store: Store, channels: Mapping[str, Channel]
 ) -> AsyncIterator[tuple[Service, str]]:
-    store = await open_store(settings.database.url)
     service = Service.build(settings, store, channels=channels)
     service.start_dispatcher()
     if settings.mqtt.url:
@@ -82,9 +85,9 @@ async def serve(settings: Settings) -> None:
 async def drain(settings: Settings) -> int:
     """`broadcaster drain`: send everything pending, then exit. Returns how many deliveries
     were still open at the start."""
-    async with open_channels(settings) as channels:
-        store = await open_store(settings.database.url)
-        try:
+    store = await open_store(settings.database.url)
+    try:
+        async with open_channels(settings, store) as channels:
             dispatcher = Dispatcher(
                 store,
                 channels,
@@ -94,6 +97,6 @@ async def drain(settings: Settings) -> int:
             )
             open_count = await store.count_open_deliveries()
             await dispatcher.drain()
-        finally:
-            await store.close()
+    finally:
+        await store.close()
     return open_count
