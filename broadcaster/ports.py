@@ -338,6 +338,15 @@ class Store(Outbox, Protocol):
         """One alert's deliveries by id, `after_id` pages forward."""
         ...
 
+    async def record_receipt(
+        self, provider_ref: str, state: DeliveryState, error: str | None, at: datetime
+    ) -> bool:
+        """Apply a provider's delivery receipt to the delivery it sent as `provider_ref`:
+        `delivered`, `undelivered` or `failed` (with the provider's error). Only a delivery
+        in `sent` or `delivered` moves (a late "delivered" never overwrites a failure);
+        returns whether one did."""
+        ...
+
     async def upsert_subscribers(
         self, subscribers: Sequence[Subscriber], now: datetime
     ) -> tuple[int, int]:

@@ -41,7 +41,7 @@ class RunningService:
 
 async def start_service(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningService]:
     overrides.setdefault("database", {"url": f"sqlite:///{tmp_path / 'broadcaster.db'}"})
-    overrides.setdefault("http", {})["port"] = 0
+    overrides.setdefault("http", {}).setdefault("port", 0)
     settings = load_settings(None, **overrides)
     async with running_service(settings) as (service, url), aiohttp.ClientSession() as http:
         running = RunningService(service, url, http)

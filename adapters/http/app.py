@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error, json_response
 from adapters.http.openapi import build_openapi
+from adapters.http.twilio_hooks import twilio_status
 from adapters.http.views import alert_view, delivery_view
 from alerts.cap import to_cap_xml
 from broadcaster.auth import require_role
@@ -39,6 +40,7 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/v1/alerts/{id}", get_alert)
     app.router.add_get("/v1/alerts/{id}/deliveries", list_deliveries)
     app.router.add_get("/alerts/{id}.cap", get_alert_cap)
+    app.router.add_post("/hooks/twilio/status", twilio_status_hook)
     app.router.add_get("/openapi.json", get_openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -149,6 +151,11 @@ async def get_alert_cap(request: web.Request) -> web.Response:
     return web.Response(
         body=to_cap_xml(stored.alert), content_type="application/cap+xml", charset="utf-8"
     )
+
+
+async def twilio_status_hook(request: web.Request) -> web.Response:
+    """Twilio delivery receipts; authenticated by Twilio's signature, not a token."""
+    return await twilio_status(request, request.app[SERVICE])
 
 
 async def get_openapi(request: web.Request) -> web.Response:

@@ -173,6 +173,20 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/hooks/twilio/status": {
+                "post": {
+                    "summary": "Twilio delivery receipt (signed with X-Twilio-Signature)",
+                    "requestBody": {
+                        "content": {
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}}
+                        }
+                    },
+                    "responses": {
+                        "200": _json({"type": "object"}, "whether a delivery changed"),
+                        **_errors(403, 404),
+                    },
+                }
+            },
             "/alerts/{id}.cap": {
                 "get": {
                     "summary": "One alert as CAP 1.2 XML",

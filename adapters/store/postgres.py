@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 
-from adapters.store import schema
+from adapters.store import schema, subscribers_sql
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
 from broadcaster.ports import (
@@ -55,6 +55,7 @@ from broadcaster.ports import (
     NewAlert,
     Role,
     StoredAlert,
+    Subscriber,
 )
 
 # Any constant will do, as long as every broadcaster process uses the same one.
@@ -154,6 +155,11 @@ _RELEASE = (
     "UPDATE deliveries SET state = 'pending', attempts = GREATEST(attempts - 1, 0), "
     "lease_until = NULL, next_attempt_at = $2, updated_at = $2 "
     "WHERE id = ANY($1::bigint[]) AND state = 'sending'"
+)
+# A receipt moves only a delivery that went out: a late "delivered" never undoes a failure.
+_RECEIPT = (
+    "UPDATE deliveries SET state = $2, last_error = COALESCE($3, last_error), updated_at = $4 "
+    "WHERE provider_ref = $1 AND state IN ('sent', 'delivered')"
 )
 _EXTEND = (
     "UPDATE deliveries SET lease_until = $2 WHERE id = ANY($1::bigint[]) AND state = 'sending'"
@@ -413,6 +419,16 @@ class PostgresStore:
         with _translated("extend_leases"):
             await self._pool.execute(_EXTEND, list(delivery_ids), schema.as_utc(lease_until))
 
+    async def record_receipt(
+        self, provider_ref: str, state: DeliveryState, error: str | None, at: datetime
+    ) -> bool:
+        self._check_open()
+        with _translated("record_receipt"):
+            status = await self._pool.execute(
+                _RECEIPT, provider_ref, DeliveryState(state).value, error, schema.as_utc(at)
+            )
+        return _row_count(status) > 0
+
     async def reclaim_expired_leases(self, now: datetime) -> int:
         self._check_open()
         with _translated("reclaim_expired_leases"):
@@ -482,6 +498,59 @@ class PostgresStore:
             )
             for row in rows
         ]
+
+    # --- Subscribers ------------------------------------------------------------------------
+
+    async def upsert_subscribers(
+        self, subscribers: Sequence[Subscriber], now: datetime
+    ) -> tuple[int, int]:
+        self._check_open()
+        unique = subscribers_sql.unique_by_phone(subscribers)
+        if not unique:
+            return 0, 0
+        args = subscribers_sql.postgres_upsert_args(unique, now)
+        with _translated("upsert_subscribers"):
+            # One statement: its own transaction in autocommit.
+            rows = await self._pool.fetch(subscribers_sql.POSTGRES_UPSERT, *args)
+        # An aggregate without GROUP BY returns exactly one row.
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def get_subscriber(self, phone: str) -> Subscriber | None:
+        self._check_open()
+        with _translated("get_subscriber"):
+            row = await self._pool.fetchrow(subscribers_sql.POSTGRES_BY_PHONE, phone)
+        return None if row is None else subscribers_sql.subscriber_from_row(row, row[7], row[8])
+
+    async def list_subscribers(
+        self, *, limit: int, after_id: int | None = None
+    ) -> list[Subscriber]:
+        self._check_open()
+        if limit <= 0:
+            return []
+        with _translated("list_subscribers"):
+            rows = await self._pool.fetch(subscribers_sql.POSTGRES_PAGE, after_id or 0, limit)
+        decode = subscribers_sql.groups_decoder()
+        return [subscribers_sql.subscriber_from_row(row, row[7], row[8], decode) for row in rows]
+
+    async def delete_subscriber(self, phone: str) -> bool:
+        self._check_open()
+        with _translated("delete_subscriber"):
+            status = await self._pool.execute(subscribers_sql.POSTGRES_DELETE, phone)
+        return _row_count(status) > 0
+
+    async def set_opted_out(self, phone: str, at: datetime | None) -> bool:
+        self._check_open()
+        with _translated("set_opted_out"):
+            status = await self._pool.execute(
+                subscribers_sql.POSTGRES_SET_OPTED_OUT, phone, _utc_or_none(at)
+            )
+        return _row_count(status) > 0
+
+    async def active_subscribers(self) -> list[Subscriber]:
+        self._check_open()
+        with _translated("active_subscribers"):
+            rows = await self._pool.fetch(subscribers_sql.POSTGRES_ACTIVE)
+        return subscribers_sql.active_from_rows(rows)
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None:
         self._check_open()

@@ -29,7 +29,7 @@ from typing import Any
 
 import aiosqlite
 
-from adapters.store import schema, sqlite_outbox
+from adapters.store import schema, sqlite_outbox, subscribers_sql
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
 from broadcaster.ports import (
@@ -38,10 +38,12 @@ from broadcaster.ports import (
     ClaimedDelivery,
     DeliveryOutcome,
     DeliveryRecord,
+    DeliveryState,
     InsertResult,
     NewAlert,
     Role,
     StoredAlert,
+    Subscriber,
 )
 
 # Composed from constant column lists only, never from input, so S608 does not apply.
@@ -257,6 +259,47 @@ class SqliteStore:
             ident, name, Role(role), stored_hash, created_at, parse(expires), parse(revoked)
         )
 
+    # --- subscribers ----------------------------------------------------------------------
+
+    async def upsert_subscribers(
+        self, subscribers: Sequence[Subscriber], now: datetime
+    ) -> tuple[int, int]:
+        rows = subscribers_sql.sqlite_upsert_rows(subscribers_sql.unique_by_phone(subscribers), now)
+        if not rows:
+            return 0, 0
+        counts: tuple[int, int] = await self._run_job(
+            lambda conn: subscribers_sql.sqlite_upsert(conn, rows)
+        )
+        return counts
+
+    async def get_subscriber(self, phone: str) -> Subscriber | None:
+        rows = await self._fetch(subscribers_sql.SQLITE_BY_PHONE, (phone,))
+        return _subscriber(rows[0]) if rows else None
+
+    async def list_subscribers(
+        self, *, limit: int, after_id: int | None = None
+    ) -> list[Subscriber]:
+        if limit <= 0:
+            return []
+        rows = await self._fetch(subscribers_sql.SQLITE_PAGE, (after_id or 0, limit))
+        decode = subscribers_sql.groups_decoder()
+        return [_subscriber(row, decode) for row in rows]
+
+    async def delete_subscriber(self, phone: str) -> bool:
+        deleted: bool = await self._run_job(lambda conn: subscribers_sql.sqlite_delete(conn, phone))
+        return deleted
+
+    async def set_opted_out(self, phone: str, at: datetime | None) -> bool:
+        at_text = schema.utc_text(at)
+        found: bool = await self._run_job(
+            lambda conn: subscribers_sql.sqlite_set_opted_out(conn, phone, at_text)
+        )
+        return found
+
+    async def active_subscribers(self) -> list[Subscriber]:
+        rows = await self._fetch(subscribers_sql.SQLITE_ACTIVE, ())
+        return subscribers_sql.active_from_rows(rows)
+
     # --- outbox -------------------------------------------------------------------------
 
     async def claim_deliveries(
@@ -287,6 +330,15 @@ class SqliteStore:
         if delivery_ids:
             ids, lease_text = list(delivery_ids), schema.utc_text(lease_until)
             await self._run_job(lambda conn: sqlite_outbox.extend(conn, ids, lease_text))
+
+    async def record_receipt(
+        self, provider_ref: str, state: DeliveryState, error: str | None, at: datetime
+    ) -> bool:
+        values = (DeliveryState(state).value, error, schema.utc_text(at))
+        applied: bool = await self._run_job(
+            lambda conn: sqlite_outbox.receipt(conn, provider_ref, *values)
+        )
+        return applied
 
     async def reclaim_expired_leases(self, now: datetime) -> int:
         now_text = schema.utc_text(now)
@@ -564,3 +616,11 @@ async def _configure(conn: aiosqlite.Connection, busy_timeout_ms: int, *, read_o
 
 def _alert(row: Sequence[Any]) -> StoredAlert:
     return schema.stored_alert_from_row(row, datetime.fromisoformat(row[10]))
+
+
+def _subscriber(
+    row: Sequence[Any], decode: Callable[[str], tuple[str, ...]] | None = None
+) -> Subscriber:
+    return subscribers_sql.subscriber_from_row(
+        row, schema.parse_utc_text(row[7]), datetime.fromisoformat(row[8]), decode
+    )

@@ -66,6 +66,12 @@ SET state = 'pending', attempts = MAX(attempts - 1, 0), lease_until = NULL,
 WHERE id = ? AND state = 'sending'
 """
 
+# A receipt moves only a delivery that went out: a late "delivered" never undoes a failure.
+_RECEIPT = """
+UPDATE deliveries SET state = ?, last_error = COALESCE(?, last_error), updated_at = ?
+WHERE provider_ref = ? AND state IN ('sent', 'delivered')
+"""
+
 _EXTEND = "UPDATE deliveries SET lease_until = ? WHERE id = ? AND state = 'sending'"
 
 _RECLAIM = """
@@ -194,6 +200,12 @@ def finish(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
 
 def release(conn: sqlite3.Connection, ids: list[int], now_text: str | None) -> None:
     conn.executemany(_RELEASE, [(now_text, now_text, ident) for ident in ids])
+
+
+def receipt(
+    conn: sqlite3.Connection, ref: str, state: str, error: str | None, at: str | None
+) -> bool:
+    return conn.execute(_RECEIPT, (state, error, at, ref)).rowcount > 0
 
 
 def extend(conn: sqlite3.Connection, ids: list[int], lease_text: str | None) -> None:

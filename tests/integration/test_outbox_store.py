@@ -607,3 +607,24 @@ async def test_count_open_deliveries_and_alert_states(store: Store) -> None:
         a.id: AlertState.ACCEPTED,
         b.id: AlertState.PENDING_APPROVAL,
     }
+
+
+async def test_receipts_move_only_deliveries_that_went_out(store: Store) -> None:
+    """A receipt finds its delivery by provider_ref; it never revives a failure."""
+    new = make_new(deliveries=plan("sms", "r1", "r2"))
+    await store.insert_alert(new)
+    first, second = await claim(store, limit=2)
+    await store.finish_deliveries(
+        [
+            outcome(first, DeliveryState.SENT, provider_ref="SM1"),
+            outcome(second, DeliveryState.FAILED, provider_ref="SM2", error="21211"),
+        ]
+    )
+    at = T0 + MINUTE
+    assert await store.record_receipt("SM1", DeliveryState.DELIVERED, None, at)
+    assert not await store.record_receipt("SM2", DeliveryState.DELIVERED, None, at)
+    assert not await store.record_receipt("SM-unknown", DeliveryState.DELIVERED, None, at)
+    assert await store.record_receipt("SM1", DeliveryState.UNDELIVERED, "twilio 30003", at)
+    r = await records(store, new.id)
+    assert (r["r1"].state.value, r["r1"].last_error) == ("undelivered", "twilio 30003")
+    assert r["r2"].state.value == "failed"
