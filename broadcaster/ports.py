@@ -338,6 +338,10 @@ class Store(Outbox, Protocol):
         """One alert's deliveries by id, `after_id` pages forward."""
         ...
 
+    async def superseded_by(self, alert_id: str) -> list[str]:
+        """Ids of the alerts that this Update/Cancel stopped (oldest first)."""
+        ...
+
     async def record_receipt(
         self, provider_ref: str, state: DeliveryState, error: str | None, at: datetime
     ) -> bool:

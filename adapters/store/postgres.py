@@ -419,6 +419,14 @@ class PostgresStore:
         with _translated("extend_leases"):
             await self._pool.execute(_EXTEND, list(delivery_ids), schema.as_utc(lease_until))
 
+    async def superseded_by(self, alert_id: str) -> list[str]:
+        self._check_open()
+        with _translated("superseded_by"):
+            rows = await self._pool.fetch(
+                "SELECT id FROM alerts WHERE superseded_by = $1 ORDER BY seq", alert_id
+            )
+        return [str(row[0]) for row in rows]
+
     async def record_receipt(
         self, provider_ref: str, state: DeliveryState, error: str | None, at: datetime
     ) -> bool:

@@ -331,6 +331,12 @@ class SqliteStore:
             ids, lease_text = list(delivery_ids), schema.utc_text(lease_until)
             await self._run_job(lambda conn: sqlite_outbox.extend(conn, ids, lease_text))
 
+    async def superseded_by(self, alert_id: str) -> list[str]:
+        rows = await self._fetch(
+            "SELECT id FROM alerts WHERE superseded_by = ? ORDER BY seq", (alert_id,)
+        )
+        return [str(row[0]) for row in rows]
+
     async def record_receipt(
         self, provider_ref: str, state: DeliveryState, error: str | None, at: datetime
     ) -> bool:

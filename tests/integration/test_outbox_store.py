@@ -628,3 +628,16 @@ async def test_receipts_move_only_deliveries_that_went_out(store: Store) -> None
     r = await records(store, new.id)
     assert (r["r1"].state.value, r["r1"].last_error) == ("undelivered", "twilio 30003")
     assert r["r2"].state.value == "failed"
+
+
+async def test_an_update_names_the_alerts_it_superseded(store: Store) -> None:
+    """superseded_by lists what an Update stopped, for replies in the original's thread."""
+    original = make_new(deliveries=plan("x", "timeline"))
+    await store.insert_alert(original)
+    update = make_new(
+        make_alert(msg_type=MsgType.UPDATE, references=(original.alert.reference_key,)),
+        received_at=T0 + MINUTE,
+    )
+    await store.insert_alert(update)
+    assert await store.superseded_by(update.id) == [original.id]
+    assert await store.superseded_by(original.id) == []
