@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import uvloop
 
+from adapters.demo import run_demo
 from adapters.server import drain, serve
 from adapters.store import open_store
 from broadcaster import cli
@@ -19,7 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # uvloop roughly halves the event loop's own cost per request (measured in bench/);
     # aiohttp, aiomqtt and aiosqlite all run on it unchanged.
     return cli.main(
-        argv, cli.Wiring(open_store=open_store, serve=serve, drain=drain, run=uvloop.run)
+        argv,
+        cli.Wiring(open_store=open_store, serve=serve, drain=drain, demo=run_demo, run=uvloop.run),
     )
 
 

@@ -36,6 +36,8 @@ class Wiring:
     serve: Callable[[Settings], Coroutine[Any, Any, None]]
     # Sends the outbox until nothing is pending, returns how many were open at the start.
     drain: Callable[[Settings], Coroutine[Any, Any, int]]
+    # Serves with the demo's simulators and seeded subscribers.
+    demo: Callable[[Settings], Coroutine[Any, Any, None]]
     # Runs a coroutine to completion on a fresh event loop (asyncio.run, or uvloop's).
     run: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run
 
@@ -153,13 +155,23 @@ async def _create_token(
 
 
 _DEMO_CONFIG = """\
-# Written by `broadcaster demo`. Edit freely; `broadcaster serve --config {path}` runs it.
+# Written by `broadcaster demo`. Edit freely. `broadcaster serve --config {path}` runs it
+# without the simulator (SMS sends would then fail: nothing listens at channels.sms.api_base).
 [http]
 host = "127.0.0.1"
 port = {port}
+public_url = "http://127.0.0.1:{port}"
 
 [database]
 url = "sqlite:///{db}"
+
+[channels.sms]
+# The Twilio simulator started by the demo (never the real Twilio).
+account_sid = "AC00000000000000000000000000000000"
+auth_token = "demo-auth-token"
+from_numbers = ["+15005550006", "+15005550007"]
+api_base = "http://127.0.0.1:{sms_port}"
+rate_per_second = 10
 
 [approval]
 # The demo lets one person send every severity; production keeps the two-person rule.
@@ -174,7 +186,10 @@ def _demo_settings(folder: Path, port: int) -> Settings:
     if not config_path.exists():
         config_path.write_text(
             _DEMO_CONFIG.format(
-                path=config_path, port=port, db=(folder / "broadcaster.db").resolve()
+                path=config_path,
+                port=port,
+                sms_port=port + 1,
+                db=(folder / "broadcaster.db").resolve(),
             )
         )
     return load_settings(config_path)
@@ -202,8 +217,8 @@ async def _demo(settings: Settings, folder: Path, wiring: Wiring) -> None:
             "urgency": "Immediate",
             "areas": [
                 {
-                    "description": "Market St",
-                    "circle": {"lat": 51.5072, "lon": -0.1276, "radius_km": 0.5},
+                    "description": "Market St, Manchester",
+                    "circle": {"lat": 53.4831, "lon": -2.2392, "radius_km": 1.5},
                 }
             ],
         },
@@ -223,6 +238,11 @@ Send an alert:
   curl -s -X POST {base}/v1/alerts -H 'Authorization: Bearer {issuer}' \\
     -H 'Content-Type: application/json' \\
     -d '{example}'
+It goes by SMS (to the built-in Twilio simulator, never a real phone) to the demo
+subscribers within 1.5 km of Market St, each in their language. Watch the deliveries move
+to sent and then delivered (use the id the POST returned):
+  curl -s {base}/v1/alerts/ALERT_ID -H 'Authorization: Bearer {admin}'
+  curl -s '{base}/v1/alerts/ALERT_ID/deliveries?limit=5' -H 'Authorization: Bearer {admin}'
 List alerts:
   curl -s {base}/v1/alerts -H 'Authorization: Bearer {admin}'
 Press Ctrl-C to stop.
@@ -230,4 +250,4 @@ Press Ctrl-C to stop.
         flush=True,
     )
     logging.getLogger(__name__).info("demo starting")
-    await wiring.serve(settings)
+    await wiring.demo(settings)

@@ -38,3 +38,6 @@ def configure_logging(settings: LoggingSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
+    # The twilio client logs every request at INFO, phone numbers and message bodies
+    # included: never wanted in our logs.
+    logging.getLogger("twilio").setLevel(max(logging.WARNING, root.level))

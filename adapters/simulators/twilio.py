@@ -122,7 +122,9 @@ class TwilioSimulator:
         undeliverable: Iterable[str] = (),
         callback_delay: float = 0.0,
         seed: int = 1,
+        port: int = 0,
     ) -> None:
+        self._listen_port = port  # 0: any free port
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.mps = mps
@@ -172,7 +174,7 @@ class TwilioSimulator:
         app.router.add_get(f"{base}/{{sid}}.json", self._fetch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self._listen_port)
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
