@@ -4,10 +4,12 @@ Twilio simulator: per-sender limits, languages, opt-outs, and corrections."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import shapely
 
 from adapters.simulators.twilio import TwilioSimulator
 from adapters.sms import SmsChannel
@@ -131,3 +133,47 @@ async def test_cancel_texts_exactly_those_who_got_the_original(
         cancels = [m["body"] for m in twilio.messages if "All clear" in m["body"]]
         assert all(body.startswith("CANCELLED") for body in cancels)
         assert (await counts(service, cancel.id, "sms")) == {"sent": len(got_original)}
+
+
+async def test_ten_thousand_subscribers_polygon_reaches_exactly_those_inside(
+    tmp_path: Path,
+) -> None:
+    """10,000 subscribers, a polygon over ~30 %: exactly those inside get it, once each,
+    in their language."""
+    rng = random.Random(5)
+    crowd = [
+        Subscriber(
+            phone=f"+4479112{i:05d}",
+            lat=53.40 + rng.random() * 0.15,
+            lon=-2.40 + rng.random() * 0.30,
+            language="cy" if i % 4 == 0 else "en-GB",
+        )
+        for i in range(10_000)
+    ]
+    ring = [(53.40, -2.40), (53.55, -2.40), (53.55, -2.31), (53.40, -2.31), (53.40, -2.40)]
+    shape = shapely.Polygon([(lon, lat) for lat, lon in ring])
+    inside = {s.phone for s in crowd if shape.intersects(shapely.Point(s.lon, s.lat))}
+    welsh = {s.phone for s in crowd if s.language == "cy"}
+    async with TwilioSimulator() as simulator:
+        settings = SmsSettings(
+            account_sid=simulator.account_sid,
+            auth_token=simulator.auth_token,
+            from_numbers=SENDERS,
+            api_base=simulator.url,
+            rate_per_second=1000,
+        )
+        channel = SmsChannel(settings, SubscriberDirectory(crowd), public_url=None)
+        async with engine(tmp_path, channel) as service:
+            await submit(
+                service,
+                areas=[{"description": "west", "polygon": [list(p) for p in ring]}],
+                translations=[{"language": "cy", "headline": "Osgowch yr ardal"}],
+            )
+            service.start_dispatcher()
+            await until_outbox_empty(service, 120)
+        sent_to = [m["to"] for m in simulator.messages]
+        assert len(sent_to) == len(set(sent_to)) == len(inside)
+        assert set(sent_to) == inside
+        assert 0.27 < len(inside) / 10_000 < 0.33
+        for message in simulator.messages:
+            assert ("Osgowch" in message["body"]) == (message["to"] in welsh)
