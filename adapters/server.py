@@ -15,6 +15,7 @@ from aiohttp import web
 from adapters.channels import open_channels
 from adapters.http.app import create_app
 from adapters.mqtt import MqttIntake
+from adapters.sms import SmsChannel
 from adapters.store import open_store
 from broadcaster.config import Settings
 from broadcaster.dispatcher import Dispatcher, DispatchPolicy
@@ -47,6 +48,9 @@ async def _running(
     settings: Settings, store: Store, channels: Mapping[str, Channel]
 ) -> AsyncIterator[tuple[Service, str]]:
     service = Service.build(settings, store, channels=channels)
+    sms = channels.get("sms")
+    if isinstance(sms, SmsChannel):
+        service.subscribers_changed.append(lambda: sms.directory.load(store))
     service.start_dispatcher()
     if settings.mqtt.url:
         mqtt = MqttIntake(settings.mqtt, service, max_payload_bytes=settings.http.max_body_bytes)

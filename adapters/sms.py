@@ -89,6 +89,10 @@ class SmsChannel:
         return "sms"
 
     @property
+    def directory(self) -> SubscriberDirectory:
+        return self._directory
+
+    @property
     def limits(self) -> ChannelLimits:
         return self._limits
 

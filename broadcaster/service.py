@@ -43,6 +43,8 @@ class Service:
     planner: Planner
     started_at: float = field(default_factory=time.time)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    # Called after subscribers change (the SMS audience index reloads itself).
+    subscribers_changed: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -86,6 +88,10 @@ class Service:
         )
         service.readiness["database"] = service._database_ready
         return service
+
+    async def notify_subscribers_changed(self) -> None:
+        for listener in self.subscribers_changed:
+            await listener()
 
     def start_dispatcher(self) -> None:
         """Send the outbox in the background for the life of the service."""

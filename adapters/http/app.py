@@ -6,11 +6,13 @@ rules. Bodies are capped by aiohttp's `client_max_size` (413 before the body is 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.http import subscribers
 from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error, json_response
 from adapters.http.openapi import build_openapi
 from adapters.http.twilio_hooks import twilio_status
@@ -41,6 +43,10 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/v1/alerts/{id}/deliveries", list_deliveries)
     app.router.add_get("/alerts/{id}.cap", get_alert_cap)
     app.router.add_post("/hooks/twilio/status", twilio_status_hook)
+    app.router.add_post("/v1/subscribers", _admin(subscribers.create_subscriber))
+    app.router.add_get("/v1/subscribers", _admin(subscribers.list_subscribers))
+    app.router.add_get("/v1/subscribers/{phone}", _admin(subscribers.get_subscriber))
+    app.router.add_delete("/v1/subscribers/{phone}", _admin(subscribers.delete_subscriber))
     app.router.add_get("/openapi.json", get_openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -151,6 +157,18 @@ async def get_alert_cap(request: web.Request) -> web.Response:
     return web.Response(
         body=to_cap_xml(stored.alert), content_type="application/cap+xml", charset="utf-8"
     )
+
+
+def _admin(
+    handler: Callable[[web.Request, Service], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """An admin-only route whose handler takes the service."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        await _authenticate(request, Role.ADMIN)
+        return await handler(request, request.app[SERVICE])
+
+    return route
 
 
 async def twilio_status_hook(request: web.Request) -> web.Response:

@@ -173,6 +173,64 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/subscribers": {
+                "post": {
+                    "summary": "Create or update an SMS subscriber (admin)",
+                    "security": auth,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {
+                        "200": _json({"type": "object"}, "updated"),
+                        "201": _json({"type": "object"}, "created"),
+                        **_errors(400, 401, 403, 422),
+                    },
+                },
+                "get": {
+                    "summary": "SMS subscribers by id (admin)",
+                    "security": auth,
+                    "parameters": [
+                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "subscribers with a `next` link"),
+                        **_errors(400, 401, 403),
+                    },
+                },
+            },
+            "/v1/subscribers/{phone}": {
+                "get": {
+                    "summary": "One subscriber by E.164 number (admin)",
+                    "security": auth,
+                    "parameters": [
+                        {
+                            "name": "phone",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "the subscriber"),
+                        **_errors(401, 403, 404),
+                    },
+                },
+                "delete": {
+                    "summary": "Delete a subscriber (admin)",
+                    "security": auth,
+                    "parameters": [
+                        {
+                            "name": "phone",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404)},
+                },
+            },
             "/hooks/twilio/status": {
                 "post": {
                     "summary": "Twilio delivery receipt (signed with X-Twilio-Signature)",
