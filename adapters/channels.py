@@ -3,7 +3,9 @@
 `open_channels(settings, store)` is an async context manager yielding the configured
 channels by name, sharing one aiohttp session which it closes on exit (after the dispatcher
 stopped). SMS is on when `channels.sms.account_sid` is set; its audience is the store's active
-subscribers, loaded here, and an opt-out Twilio reports is written back to the store.
+subscribers, loaded here, and an opt-out Twilio reports is written back to the store. X is on
+when `channels.x.consumer_key` is set; an Update/Cancel replies under the last post of the
+alert it stops.
 """
 
 from __future__ import annotations
@@ -16,14 +18,35 @@ import aiohttp
 
 from adapters.sms import SmsChannel
 from adapters.webhook import WebhookChannel
+from adapters.x import XChannel
 from broadcaster.audience import SubscriberDirectory
 from broadcaster.config import Settings
-from broadcaster.ports import Channel, ChannelLimits, Store
+from broadcaster.ports import Channel, ChannelLimits, Store, StoredAlert
 
 
 @contextlib.asynccontextmanager
 async def open_channels(settings: Settings, store: Store) -> AsyncIterator[dict[str, Channel]]:
     channels: dict[str, Channel] = {}
+    x = settings.channels.x
+    if x.consumer_key:
+
+        async def thread_of(stored: StoredAlert) -> str | None:
+            """The last post of the newest alert this one stops: replies go under it."""
+            for old in reversed(await store.superseded_by(stored.id)):
+                rows = await store.list_deliveries(old, limit=1000)
+                posts = [r.provider_ref for r in rows if r.channel == "x" and r.provider_ref]
+                if posts:
+                    return posts[-1]
+            return None
+
+        channels["x"] = XChannel(
+            x,
+            public_url=settings.http.public_url,
+            thread_of=thread_of,
+            window_limit=x.post_window_limit,
+            window_seconds=x.post_window_seconds,
+            mode=x.long_alerts,
+        )
     sms = settings.channels.sms
     if sms.account_sid:
         directory = SubscriberDirectory()

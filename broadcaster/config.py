@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -88,6 +88,12 @@ class XSettings(_Section):
     api_base: str = "https://api.x.com"
     user_id: str | None = None
     poll_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # The account's post quota per window (X's user limit on POST /2/tweets); the
+    # provider's x-rate-limit-* headers correct it as posts go out.
+    post_window_limit: Annotated[int, Field(ge=1)] = 100
+    post_window_seconds: Annotated[float, Field(gt=0)] = 900.0
+    # A long alert becomes a numbered thread, or one post with its headline and a link.
+    long_alerts: Literal["thread", "link"] = "thread"
 
 
 class WebhookReceiver(_Section):

@@ -2,8 +2,9 @@
 
 Shapes follow the X API v2 OpenAPI and the responses tweepy's own test suite recorded from the
 live API. The real `tweepy.asynchronous.AsyncClient` reaches it through an aiohttp session
-from `session_for(simulator.url)`: tweepy hard-codes https://api.twitter.com, and that
-session's client middleware rewrites each request's scheme, host and port to the simulator's.
+from `session_for(simulator.url)` (adapters.x): tweepy hard-codes https://api.twitter.com,
+and that session's client middleware rewrites each request's scheme, host and port to the
+simulator's.
 
 Routes, each request in this order:
 1. Authorization: POST /2/tweets and GET /2/users/me need user context, an
@@ -39,9 +40,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-import aiohttp
 from aiohttp import web
-from yarl import URL
+
+# The channel owns the host rewrite; re-exported here for the tests that drive tweepy directly.
+from adapters.x import rewrite_to, session_for
 
 DEFAULT_USER = {"id": "1072250532645998596", "name": "Broadcaster Test", "username": "EmergencyDev"}
 FIRST_ID = 1_800_000_000_000_000_000
@@ -62,40 +64,6 @@ APP_ONLY_DETAIL = (
 def problem(title: str, detail: str, status: int, type_: str = "about:blank") -> dict[str, Any]:
     """X's RFC 7807 problem body."""
     return {"title": title, "detail": detail, "type": type_, "status": status}
-
-
-def rewrite_to(api_base: str) -> aiohttp.ClientMiddlewareType:
-    """An aiohttp client middleware sending every request to `api_base` (scheme, host, port).
-
-    Path and query are kept byte for byte, so an OAuth 1.0a signature made for the
-    original URL still matches what the server receives.
-    """
-    base = URL(api_base)
-    if base.host is None:
-        raise ValueError(f"api_base has no host: {api_base!r}")
-    netloc = base.host if base.explicit_port is None else f"{base.host}:{base.explicit_port}"
-
-    async def middleware(
-        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        original = request.url
-        request.url = URL.build(
-            scheme=base.scheme,
-            host=netloc.partition(":")[0],
-            port=base.explicit_port,
-            path=original.raw_path,
-            query_string=original.raw_query_string,
-            encoded=True,
-        )
-        request.headers["Host"] = netloc
-        return await handler(request)
-
-    return middleware
-
-
-def session_for(api_base: str) -> aiohttp.ClientSession:
-    """A session for `tweepy.asynchronous.AsyncClient.session` that talks to `api_base`."""
-    return aiohttp.ClientSession(middlewares=(rewrite_to(api_base),))
 
 
 @dataclass(slots=True)
