@@ -22,7 +22,8 @@ from twilio.rest import Client
 from adapters.simulators.twilio import TwilioSimulator, segments
 from adapters.simulators.x import XSimulator, session_for
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+# A copy of shared/data/twilio (see tests/data/twilio/README.md), so any checkout can run it.
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 SID = "AC" + "ab" * 16
 TOKEN = "test-auth-token"
 FROM = "+15005550006"
@@ -256,7 +257,7 @@ def test_segments_gsm7_and_ucs2() -> None:
 
 
 def _vectors() -> list[dict[str, Any]]:
-    data = json.loads((SHARED / "twilio" / "request_validator_test_vectors.json").read_text())
+    data = json.loads((TEST_DATA / "twilio" / "request_validator_test_vectors.json").read_text())
     return [*data["vectors"], *data["derived_hmac_sha256_vectors_COMPUTED_HERE_not_upstream"]]
 
 
