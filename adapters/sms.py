@@ -78,6 +78,7 @@ class SmsChannel:
             senders=senders,
             sender_rate_per_second=settings.rate_per_second,
             concurrency=concurrency,
+            safety=settings.rate_margin,
         )
         self._texts: dict[tuple[str, str | None], str] = {}
 

@@ -202,6 +202,9 @@ class ChannelLimits:
     window_seconds: float = 900.0
     # Sends in flight at once.
     concurrency: int = 16
+    # Pace this fraction slower than the rates above, so jitter between our send and the
+    # provider's count never shows a window over the limit (see TokenBucket).
+    safety: float = 0.01
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,10 +42,12 @@ class TokenBucket:
     a measured half-open one-second window hold more than `rate` units.
 
     A take that comes late (timers oversleep: epoll counts whole milliseconds) keeps up to
-    `safety / 2` seconds of its lateness as credit: `tat` moves to `max(tat, now - credit)`,
+    `credit = min(safety / 2, 5 ms)` of its lateness: `tat` moves to `max(tat, now - credit)`,
     not `max(tat, now)`, or every late wake-up would be lost and 200/s would run at ~170/s.
     The window bound still holds: `rate` intervals span `1 + safety` seconds, so `rate + 1`
-    takes are at least `1 + safety / 2` seconds apart.
+    takes are at least `1 + safety - credit` seconds apart. That slack is what absorbs the
+    jitter between our take and the provider's count; a channel whose provider counts on
+    arrival over a busy network asks for a larger `safety` (SMS: 5 %, ~45 ms).
 
     A cost larger than the burst (an SMS of several segments) is allowed when the bucket is
     full and leaves it in debt: that one message goes out whole, and the long-run average
@@ -69,7 +71,7 @@ class TokenBucket:
         self.rate_per_second = rate_per_second
         self.burst = burst
         self.interval = (1.0 / rate_per_second) * (1.0 + safety)
-        self._credit = safety / 2
+        self._credit = min(safety / 2, 0.005)
         self._clock = clock
         # -inf: the bucket starts full, so the first take is immediate.
         self._tat = -math.inf
@@ -202,10 +204,17 @@ class ChannelLimiter:
         self._paused_until = 0.0
         self._channel: TokenBucket | None = None
         if limits.rate_per_second is not None:
-            self._channel = TokenBucket(limits.rate_per_second, limits.burst, clock=clock)
+            self._channel = TokenBucket(
+                limits.rate_per_second, limits.burst, clock=clock, safety=limits.safety
+            )
         self._senders: dict[str, TokenBucket | None] = {
             sender: (
-                TokenBucket(limits.sender_rate_per_second, limits.sender_burst, clock=clock)
+                TokenBucket(
+                    limits.sender_rate_per_second,
+                    limits.sender_burst,
+                    clock=clock,
+                    safety=limits.safety,
+                )
                 if limits.sender_rate_per_second is not None
                 else None
             )
