@@ -212,6 +212,11 @@ class Info(_Frozen):
     areas: tuple[Area, ...] = ()
 
 
+# A CAP parameter naming one subscriber group the alert is for ("businesses"), so a CAP feed
+# can target groups the way our JSON form's `groups` does.
+GROUP_PARAMETER = "broadcaster:group"
+
+
 class Alert(_Frozen):
     """A CAP 1.2 alert message."""
 
@@ -267,6 +272,17 @@ class Alert(_Frozen):
         """The most urgent urgency over the info blocks (Unknown when there are none)."""
         ranks = [URGENCY_RANK[i.urgency] for i in self.infos]
         return list(Urgency)[min(ranks)] if ranks else Urgency.UNKNOWN
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """Subscriber groups this alert is for (CAP parameters named `GROUP_PARAMETER`, one
+        group each, over all info blocks); empty means every subscriber in the area."""
+        return frozenset(
+            p.value.strip()
+            for info in self.infos
+            for p in info.parameters
+            if p.value_name == GROUP_PARAMETER and p.value.strip()
+        )
 
     @property
     def expires(self) -> datetime | None:

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerts.models import (
+    GROUP_PARAMETER,
     Alert,
     Area,
     Category,
@@ -117,6 +118,9 @@ class AlertRequest(_Strict):
     )
     areas: Annotated[list[AreaRequest], Field(max_length=100)] = Field(default_factory=list)
     channels: Annotated[list[ChannelName], Field(max_length=20)] = Field(default_factory=list)
+    # Subscriber groups to reach (SMS); none means everyone in the areas. Public channels
+    # (X, web) are public whatever this says.
+    groups: Annotated[list[ShortText], Field(max_length=20)] = Field(default_factory=list)
 
     @field_validator("msg_type")
     @classmethod
@@ -161,6 +165,10 @@ class AlertRequest(_Strict):
             instruction=self.instruction,
             web=self.web,
             contact=self.contact,
+            parameters=tuple(
+                ValuePair(value_name=GROUP_PARAMETER, value=group)
+                for group in dict.fromkeys(self.groups)
+            ),
             areas=areas,
         )
         others = tuple(

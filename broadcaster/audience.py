@@ -6,9 +6,10 @@ Contract:
   takes well under 2 s (bench/). `load(store)` (re)builds it from the store; call it at start
   and after imports. `opt_out` / `opt_in` apply at once, without a rebuild.
 - `recipients(alert, groups)` is every active subscriber inside any area of any of the alert's
-  info blocks (see `alerts.geo`), in subscriber order, each once; when `groups` is given, only
-  subscribers in at least one of them. An alert without areas reaches nobody by SMS: a desk
-  that means "everyone" draws the area, so a missing area never becomes a city-wide text.
+  info blocks (see `alerts.geo`), in subscriber order, each once; when the alert names groups
+  (`Alert.groups`) or the caller passes `groups`, only subscribers in at least one of them.
+  An alert without areas reaches nobody by SMS: a desk that means "everyone" draws the
+  area, so a missing area never becomes a city-wide text.
 - `language_of(phone)` is the subscriber's language, for choosing the info block to send.
 """
 
@@ -48,7 +49,7 @@ class SubscriberDirectory:
         return len(self._subscribers) - len(self._opted_out)
 
     def recipients(self, alert: Alert, groups: Iterable[str] = ()) -> list[str]:
-        wanted = frozenset(groups)
+        wanted = frozenset(groups) | alert.groups
         areas = [area for info in alert.infos for area in info.areas]
         chosen: list[str] = []
         for position in self._index.select(areas).tolist():

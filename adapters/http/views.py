@@ -17,6 +17,7 @@ def alert_view(stored: StoredAlert, base_url: str) -> dict[str, Any]:
         "source": stored.source,
         "received_at": stored.received_at.isoformat(),
         "channels": list(stored.channels),
+        "groups": sorted(alert.groups),
         "status": alert.status.value,
         "msg_type": alert.msg_type.value,
         "severity": alert.severity.value,

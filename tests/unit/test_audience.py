@@ -60,3 +60,11 @@ def test_language_and_an_alert_without_areas() -> None:
     assert directory.language_of("+447911000002") == "cy"
     assert directory.language_of("+440000") is None
     assert directory.recipients(alert_over_manchester(areas=[])) == []
+
+
+def test_an_alert_for_a_group_reaches_only_that_group() -> None:
+    """An alert's own `groups` (CAP parameters) narrow the audience like the caller's groups."""
+    directory = SubscriberDirectory(PEOPLE)
+    alert = alert_over_manchester(groups=["businesses"])
+    assert alert.groups == frozenset({"businesses"})
+    assert directory.recipients(alert) == ["+447911000002"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from alerts.cap import parse_cap, to_cap_xml
 from alerts.models import Alert, Info, MsgType, Severity
 from alerts.requests import AlertRequest
 
@@ -128,3 +129,13 @@ def test_alert_summaries_take_the_most_severe_block() -> None:
     alert = build(urgency="Future", translations=[{"language": "fr", "headline": "x"}])
     assert alert.severity is Severity.SEVERE
     assert alert.reference_key == "desk@example.org,id1,2026-11-22T12:00:00+00:00"
+
+
+def test_groups_become_cap_parameters_that_survive_the_cap_round_trip() -> None:
+    """`groups` become one broadcaster:group parameter each, read back after CAP emit/parse."""
+    alert = build(groups=["businesses", "schools", "businesses"])
+    assert [(p.value_name, p.value) for p in alert.infos[0].parameters] == [
+        ("broadcaster:group", "businesses"),
+        ("broadcaster:group", "schools"),
+    ]
+    assert parse_cap(to_cap_xml(alert))[0].groups == frozenset({"businesses", "schools"})
