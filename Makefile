@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# axe-core for the browser tests' accessibility checks (npm, kept out of git).
+AXE := tests/browser/.node/node_modules/axe-core/axe.min.js
 
 .PHONY: demo test lint unit bench clean
 
@@ -23,12 +25,18 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test: lint
+$(AXE):
+	npm install --no-save --prefix tests/browser/.node axe-core@4 \
+	  || echo "warning: could not install axe-core; the accessibility tests will skip" >&2
+
+test: lint $(AXE)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/web.py
+	$(BIN)/python bench/channels.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-data

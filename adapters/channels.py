@@ -3,9 +3,12 @@
 `open_channels(settings, store)` is an async context manager yielding the configured
 channels by name, sharing one aiohttp session which it closes on exit (after the dispatcher
 stopped). SMS is on when `channels.sms.account_sid` is set; its audience is the store's active
-subscribers, loaded here, and an opt-out Twilio reports is written back to the store. X is on
-when `channels.x.consumer_key` is set; an Update/Cancel replies under the last post of the
-alert it stops.
+subscribers, loaded here, and an opt-out or a refused number (flagged with Twilio's reason)
+that Twilio reports is written back to the store. X is on when `channels.x.consumer_key` is
+set; an Update/Cancel replies under the last post of the alert it stops. MQTT out ("mqtt") is
+on when `mqtt.url` is set and `mqtt.publish_alerts` is true; an Update/Cancel clears the
+retained area topics of the alerts it stops, found here through the store. Facebook is on
+when `channels.facebook.page_id` (and its token) is set.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from adapters.facebook import FacebookChannel
+from adapters.mqtt_out import MqttOutChannel
 from adapters.sms import SmsChannel
 from adapters.webhook import WebhookChannel
 from adapters.x import XChannel
@@ -55,12 +60,16 @@ async def open_channels(settings: Settings, store: Store) -> AsyncIterator[dict[
         async def opted_out(phone: str) -> None:
             await store.set_opted_out(phone, datetime.now(UTC))
 
+        async def flagged(phone: str, reason: str) -> None:
+            await store.flag_subscriber(phone, reason, datetime.now(UTC))
+
         channels["sms"] = SmsChannel(
             sms,
             directory,
             public_url=settings.http.public_url,
             concurrency=settings.delivery.concurrency,
             on_opt_out=opted_out,
+            on_flag=flagged,
         )
     # No connection cap beyond each channel's own concurrency.
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
@@ -72,6 +81,25 @@ async def open_channels(settings: Settings, store: Store) -> AsyncIterator[dict[
                 concurrency=settings.delivery.concurrency,
             )
             channels["webhook"] = WebhookChannel(web.webhooks, session, limits=limits)
+        facebook = settings.channels.facebook
+        if facebook.page_id and facebook.page_token:
+            channels["facebook"] = FacebookChannel(
+                facebook, session, public_url=settings.http.public_url
+            )
+        if settings.mqtt.url and settings.mqtt.publish_alerts:
+
+            async def superseded(stored: StoredAlert) -> list[StoredAlert]:
+                """The alerts this Update/Cancel stopped, oldest first."""
+                found = [await store.get_alert(i) for i in await store.superseded_by(stored.id)]
+                return [alert for alert in found if alert is not None]
+
+            channels["mqtt"] = MqttOutChannel(
+                settings.mqtt,
+                base_url=settings.http.base_url,
+                superseded=superseded,
+                concurrency=settings.delivery.concurrency,
+                timeout_seconds=min(10.0, settings.delivery.send_timeout_seconds),
+            )
         try:
             yield channels
         finally:

@@ -69,6 +69,8 @@ class Server:
             text += (
                 f'[mqtt]\nurl = "{mqtt_url}"\nalerts_topic = "bench/alerts"\n'
                 'client_id = "bench-intake"\n'
+                # Intake alone: publishing alerts back out is not what this measures.
+                "publish_alerts = false\n"
             )
         self.config.write_text(text)
         self.process: subprocess.Popen[bytes] | None = None

@@ -1,10 +1,12 @@
 """Who an SMS alert goes to: the active subscribers inside the alert's areas.
 
 Contract:
-- `SubscriberDirectory` holds the active (not opted-out) subscribers in memory with a geo
-  index, so planning an alert is a lookup, not a scan: choosing among 1,000,000 subscribers
-  takes well under 2 s (bench/). `load(store)` (re)builds it from the store; call it at start
-  and after imports. `opt_out` / `opt_in` apply at once, without a rebuild.
+- `SubscriberDirectory` holds the active (neither opted-out nor flagged) subscribers in
+  memory with a geo index, so planning an alert is a lookup, not a scan: choosing among
+  1,000,000 subscribers takes well under 2 s (bench/). `load(store)` (re)builds it from the
+  store; call it at start and after imports. `opt_out` / `opt_in` and `flag` (the provider
+  refused the number) apply at once, without a rebuild; a flag is cleared only in the store
+  (an admin fixed the record), and the next `load` brings the subscriber back.
 - `recipients(alert, groups)` is every active subscriber inside any area of any of the alert's
   info blocks (see `alerts.geo`), in subscriber order, each once; when the alert names groups
   (`Alert.groups`) or the caller passes `groups`, only subscribers in at least one of them.
@@ -27,6 +29,7 @@ class SubscriberDirectory:
         self._subscribers: list[Subscriber] = []
         self._by_phone: dict[str, int] = {}
         self._opted_out: set[str] = set()
+        self._flagged: set[str] = set()
         self._index = GeoIndex([], [], [])
         self.replace(subscribers)
 
@@ -36,7 +39,7 @@ class SubscriberDirectory:
         return len(self._subscribers)
 
     def replace(self, subscribers: Sequence[Subscriber]) -> None:
-        active = [s for s in subscribers if s.opted_out_at is None]
+        active = [s for s in subscribers if s.opted_out_at is None and s.flagged is None]
         index = GeoIndex(
             [s.lat for s in active], [s.lon for s in active], [s.area_code for s in active]
         )
@@ -44,9 +47,10 @@ class SubscriberDirectory:
         self._subscribers, self._index = active, index
         self._by_phone = {s.phone: i for i, s in enumerate(active)}
         self._opted_out = set()
+        self._flagged = set()
 
     def __len__(self) -> int:
-        return len(self._subscribers) - len(self._opted_out)
+        return len(self._subscribers) - len(self._opted_out | self._flagged)
 
     def recipients(self, alert: Alert, groups: Iterable[str] = ()) -> list[str]:
         wanted = frozenset(groups) | alert.groups
@@ -54,7 +58,7 @@ class SubscriberDirectory:
         chosen: list[str] = []
         for position in self._index.select(areas).tolist():
             subscriber = self._subscribers[position]
-            if subscriber.phone in self._opted_out:
+            if subscriber.phone in self._opted_out or subscriber.phone in self._flagged:
                 continue
             if wanted and wanted.isdisjoint(subscriber.groups):
                 continue
@@ -71,3 +75,7 @@ class SubscriberDirectory:
     def opt_in(self, phone: str) -> None:
         """Back in at once if still indexed; otherwise the next `load` brings them back."""
         self._opted_out.discard(phone)
+
+    def flag(self, phone: str) -> None:
+        """Out at once: the provider refused the number (invalid, not a mobile)."""
+        self._flagged.add(phone)

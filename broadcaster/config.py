@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,6 +42,9 @@ class HttpSettings(_Section):
     # The URL the public reaches us at; used in links and to check Twilio signatures.
     public_url: str | None = None
     max_body_bytes: Annotated[int, Field(ge=1024, le=50_000_000)] = 1_000_000
+    # A comment line on idle SSE streams, so proxies keep them open and departed clients
+    # are noticed (their write fails) within this many seconds.
+    sse_keepalive_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
 
     @property
     def base_url(self) -> str:
@@ -60,6 +71,9 @@ class MqttSettings(_Section):
     # Several processes subscribe as one shared group so each message is handled once.
     shared_group: str | None = None
     max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 200
+    # The "mqtt" delivery channel (adapters.mqtt_out): every alert is published under
+    # publish_prefix on its own connection. Only meaningful when url is set.
+    publish_alerts: bool = True
 
     @field_validator("url")
     @classmethod
@@ -67,6 +81,39 @@ class MqttSettings(_Section):
         if value is not None and not value.startswith(("mqtt://", "mqtts://")):
             raise ValueError("must start with mqtt:// or mqtts://")
         return value
+
+    @field_validator("publish_prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        # We publish to it: wildcards are not allowed in a topic name, and an empty level
+        # or a trailing "/" would give topics subscribers do not expect.
+        if not value or "+" in value or "#" in value or value.endswith("/"):
+            raise ValueError("must be a topic name without wildcards or a trailing /")
+        return value
+
+    @model_validator(mode="after")
+    def _no_feedback_loop(self) -> MqttSettings:
+        # Alerts we publish must never come back to us as alerts to take in.
+        if self.url and self.publish_alerts:
+            for level in ("alerts", "areas"):
+                if _topic_matches(self.alerts_topic, f"{self.publish_prefix}/{level}/x"):
+                    raise ValueError(
+                        f"alerts_topic {self.alerts_topic!r} would take in the alerts published "
+                        f"under {self.publish_prefix}/{level}/ (set publish_alerts = false or "
+                        "change one of them)"
+                    )
+        return self
+
+
+def _topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic matching: "+" is one level, a trailing "#" the rest."""
+    levels = topic.split("/")
+    for index, part in enumerate(topic_filter.split("/")):
+        if part == "#":
+            return True
+        if index >= len(levels) or (part != "+" and part != levels[index]):
+            return False
+    return len(topic_filter.split("/")) == len(levels)
 
 
 class SmsSettings(_Section):
@@ -80,6 +127,9 @@ class SmsSettings(_Section):
     # arrive, and 5 % leaves ~45 ms per second for network and event-loop jitter.
     rate_margin: Annotated[float, Field(ge=0, le=0.5)] = 0.05
     max_segments: Annotated[int, Field(ge=1, le=10)] = 3
+    # A message longer than max_segments is cut with "... <link>", or split into numbered
+    # messages of at most max_segments each, sent in order.
+    long_messages: Literal["truncate", "split"] = "truncate"
 
 
 class XSettings(_Section):
@@ -110,10 +160,51 @@ class WebSettings(_Section):
     webhook_rate_per_second: Annotated[float | None, Field(gt=0)] = None
 
 
+class FacebookSettings(_Section):
+    """A Facebook Page: on when both page_id and page_token are set."""
+
+    page_id: str | None = None
+    page_token: SecretStr | None = None
+    api_base: str = "https://graph.facebook.com"
+    api_version: str = "v21.0"
+    # Posts per second. Alerts are few, and Facebook blocks Pages that post in bursts
+    # (error 368) long before the Page's call quota runs out: one post every 5 s at most.
+    rate_per_second: Annotated[float, Field(gt=0, le=10)] = 0.2
+
+    @field_validator("page_id")
+    @classmethod
+    def _numeric_page_id(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isascii() and value.isdigit()):
+            raise ValueError("must be the Page's numeric id")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value.rstrip("/")
+
+    @field_validator("api_version")
+    @classmethod
+    def _graph_version(cls, value: str) -> str:
+        major, dot, minor = value.removeprefix("v").partition(".")
+        if not (value.startswith("v") and dot and major.isdigit() and minor.isdigit()):
+            raise ValueError('must look like "v21.0"')
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> FacebookSettings:
+        if (self.page_id is None) != (self.page_token is None):
+            raise ValueError("page_id and page_token must be set together")
+        return self
+
+
 class ChannelsSettings(_Section):
     sms: SmsSettings = SmsSettings()
     x: XSettings = XSettings()
     web: WebSettings = WebSettings()
+    facebook: FacebookSettings = FacebookSettings()
 
 
 class ApprovalSettings(_Section):

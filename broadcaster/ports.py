@@ -101,6 +101,25 @@ class StoredAlert:
     received_at: datetime
 
 
+class AlertEventKind(StrEnum):
+    """What an alert event tells the public: a new alert, an update of one, a cancellation."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """An alert became public (stored accepted, or approved later). `seq` only grows within
+    one store and is the SSE event id; it may have gaps."""
+
+    seq: int
+    alert_id: str
+    kind: AlertEventKind
+    at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class InsertResult:
     """`created` is False when an equal alert (same idempotency key, or same CAP
@@ -127,7 +146,9 @@ class ApiToken:
 @dataclass(frozen=True, slots=True)
 class Subscriber:
     """Someone who gets SMS alerts. `phone` is E.164 and unique; `groups` filter who gets
-    an alert aimed at some groups; an opted-out subscriber gets nothing until opted in."""
+    an alert aimed at some groups; an opted-out subscriber gets nothing until opted in. A
+    flagged one (`flagged` says why, e.g. "21614 not a mobile number") gets nothing until an
+    admin updates the record, which clears the flag."""
 
     phone: str
     lat: float | None = None
@@ -138,6 +159,8 @@ class Subscriber:
     opted_out_at: datetime | None = None
     id: int | None = None
     created_at: datetime | None = None
+    flagged: str | None = None
+    flagged_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +382,8 @@ class Store(Outbox, Protocol):
     ) -> tuple[int, int]:
         """Insert or update by phone, in one transaction; returns (created, updated). An
         update replaces position, area code, language and groups, never the opt-out state
-        (an import must not re-subscribe someone who said STOP)."""
+        (an import must not re-subscribe someone who said STOP) nor the flag (clearing it
+        is `flag_subscriber(phone, None, None)`, which the admin API does on an update)."""
         ...
 
     async def get_subscriber(self, phone: str) -> Subscriber | None: ...
@@ -378,8 +402,15 @@ class Store(Outbox, Protocol):
         """Opt out at `at`, or back in with None; True when the subscriber exists."""
         ...
 
+    async def flag_subscriber(self, phone: str, reason: str | None, at: datetime | None) -> bool:
+        """Flag with `reason` at `at` (the provider refused the number: not texted again until
+        an admin fixes the record), or clear the flag with None; True when the subscriber
+        exists. The opt-out state is not touched."""
+        ...
+
     async def active_subscribers(self) -> list[Subscriber]:
-        """Every subscriber not opted out (the SMS audience index is built from these)."""
+        """Every subscriber neither opted out nor flagged (the SMS audience index is built
+        from these)."""
         ...
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None: ...
@@ -389,6 +420,24 @@ class Store(Outbox, Protocol):
         ...
 
     async def count_alerts(self) -> int: ...
+
+    async def events_after(self, seq: int, limit: int) -> list[AlertEvent]:
+        """Alert events with a seq above `seq`, oldest first, at most `limit`."""
+        ...
+
+    async def last_event_seq(self) -> int:
+        """The highest alert event seq (0 when there is none)."""
+        ...
+
+    async def public_alerts(self, now: datetime, limit: int) -> list[StoredAlert]:
+        """Alerts in force: accepted (not cancelled, not superseded, not pending approval),
+        not a Cancel, not expired at `now`; newest first, at most `limit`. Exercises and
+        tests included (callers decide)."""
+        ...
+
+    async def successor_of(self, alert_id: str) -> str | None:
+        """The id of the Update/Cancel that stopped this alert, if any."""
+        ...
 
     async def create_token(self, token: ApiToken) -> None: ...
 

@@ -5,6 +5,14 @@ language?, groups?: [..]}, validated like a CSV row (E.164 by phonenumbers); 201
 200 when it updated an existing number (opt-out state is kept). `GET /v1/subscribers`
 pages by id (`limit`, `after`); `GET` / `DELETE /v1/subscribers/{phone}` address one by its
 E.164 number (URL-encode the `+` as %2B). Each change reloads the SMS audience index.
+
+Reads show `flagged` (why Twilio refused the number, e.g. "21614 not a mobile number") and
+`flagged_at`; a flagged subscriber is texted no more. The phone is the key, so a refused
+number is never "changed" by an update: an update through this API of one subscriber is the
+admin's word that the record is fixed (the number was checked, or became a mobile), and it
+clears the flag. A CSV import does not: importing the same list again must not re-text every
+number Twilio refused (as it never re-subscribes an opt-out). To replace a wrong number,
+delete it and create the right one.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ def subscriber_view(subscriber: Subscriber) -> dict[str, Any]:
         "groups": list(subscriber.groups),
         "opted_out_at": subscriber.opted_out_at.isoformat() if subscriber.opted_out_at else None,
         "created_at": subscriber.created_at.isoformat() if subscriber.created_at else None,
+        "flagged": subscriber.flagged,
+        "flagged_at": subscriber.flagged_at.isoformat() if subscriber.flagged_at else None,
     }
 
 
@@ -71,6 +81,8 @@ async def create_subscriber(request: web.Request, service: Service) -> web.Respo
         groups=tuple(g.strip() for g in wanted.groups if g.strip()),
     )
     created, _updated = await service.store.upsert_subscribers([subscriber], datetime.now(UTC))
+    if not created:  # the admin fixed the record: text it again
+        await service.store.flag_subscriber(phone, None, None)
     await service.notify_subscribers_changed()
     stored = await service.store.get_subscriber(phone)
     if stored is None:  # deleted in between: report what we know

@@ -45,6 +45,8 @@ from adapters.store import schema, subscribers_sql
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
 from broadcaster.ports import (
+    AlertEvent,
+    AlertEventKind,
     AlertState,
     ApiToken,
     ClaimedDelivery,
@@ -77,6 +79,14 @@ _ALERT_BY_CAP = (
 )
 _ALERTS_NEWEST = f"SELECT {_COLS} FROM alerts ORDER BY seq DESC LIMIT $1"  # noqa: S608
 _ALERTS_BEFORE = f"SELECT {_COLS} FROM alerts WHERE seq < $1 ORDER BY seq DESC LIMIT $2"  # noqa: S608
+_EVENTS_AFTER = (
+    "SELECT seq, alert_id, kind, at FROM alert_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+)
+# The partial index alerts_public holds exactly the accepted non-Cancel alerts.
+_PUBLIC_ALERTS = (
+    f"SELECT {_COLS} FROM alerts WHERE state = 'accepted' AND msg_type <> 'Cancel' "  # noqa: S608
+    "AND (expires IS NULL OR expires > $1) ORDER BY seq DESC LIMIT $2"
+)
 _SQL_API_INSERT = (
     "INSERT INTO api_tokens (id, name, role, token_hash, created_at, expires_at, revoked_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -527,7 +537,9 @@ class PostgresStore:
         self._check_open()
         with _translated("get_subscriber"):
             row = await self._pool.fetchrow(subscribers_sql.POSTGRES_BY_PHONE, phone)
-        return None if row is None else subscribers_sql.subscriber_from_row(row, row[7], row[8])
+        if row is None:
+            return None
+        return subscribers_sql.subscriber_from_row(row, row[7], row[8], row[10])
 
     async def list_subscribers(
         self, *, limit: int, after_id: int | None = None
@@ -538,7 +550,10 @@ class PostgresStore:
         with _translated("list_subscribers"):
             rows = await self._pool.fetch(subscribers_sql.POSTGRES_PAGE, after_id or 0, limit)
         decode = subscribers_sql.groups_decoder()
-        return [subscribers_sql.subscriber_from_row(row, row[7], row[8], decode) for row in rows]
+        return [
+            subscribers_sql.subscriber_from_row(row, row[7], row[8], row[10], decode)
+            for row in rows
+        ]
 
     async def delete_subscriber(self, phone: str) -> bool:
         self._check_open()
@@ -551,6 +566,15 @@ class PostgresStore:
         with _translated("set_opted_out"):
             status = await self._pool.execute(
                 subscribers_sql.POSTGRES_SET_OPTED_OUT, phone, _utc_or_none(at)
+            )
+        return _row_count(status) > 0
+
+    async def flag_subscriber(self, phone: str, reason: str | None, at: datetime | None) -> bool:
+        self._check_open()
+        flagged, flagged_at = subscribers_sql.flag_values(reason, at)
+        with _translated("flag_subscriber"):
+            status = await self._pool.execute(
+                subscribers_sql.POSTGRES_FLAG, phone, flagged, flagged_at
             )
         return _row_count(status) > 0
 
@@ -580,6 +604,35 @@ class PostgresStore:
         with _translated("count_alerts"):
             count = await self._pool.fetchval("SELECT COUNT(*) FROM alerts")
         return int(count)
+
+    async def events_after(self, seq: int, limit: int) -> list[AlertEvent]:
+        self._check_open()
+        with _translated("events_after"):
+            rows = await self._pool.fetch(_EVENTS_AFTER, seq, limit)
+        return [
+            AlertEvent(int(r[0]), str(r[1]), AlertEventKind(r[2]), schema.as_utc(r[3]))
+            for r in rows
+        ]
+
+    async def last_event_seq(self) -> int:
+        self._check_open()
+        with _translated("last_event_seq"):
+            value = await self._pool.fetchval("SELECT COALESCE(MAX(seq), 0) FROM alert_events")
+        return int(value)
+
+    async def public_alerts(self, now: datetime, limit: int) -> list[StoredAlert]:
+        self._check_open()
+        with _translated("public_alerts"):
+            rows = await self._pool.fetch(_PUBLIC_ALERTS, now, limit)
+        return [_alert(row) for row in rows]
+
+    async def successor_of(self, alert_id: str) -> str | None:
+        self._check_open()
+        with _translated("successor_of"):
+            value = await self._pool.fetchval(
+                "SELECT superseded_by FROM alerts WHERE id = $1", alert_id
+            )
+        return None if value is None else str(value)
 
     async def create_token(self, token: ApiToken) -> None:
         self._check_open()

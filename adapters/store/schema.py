@@ -259,6 +259,64 @@ CREATE INDEX deliveries_alert_state ON deliveries (alert_id, state);
 _V3_SQLITE = _V3_COMMON.format(time="TEXT")
 _V3_POSTGRES = _V3_COMMON.format(time="timestamptz")
 
+# v6: alert events, the public record of what was published and when (SSE ids, feeds, page
+# caches). Written by triggers, so every path that makes an alert public (an insert in state
+# accepted, an approval later) records its event in the same transaction, with no extra
+# work on the intake path. Kinds: created (Alert), updated (Update), cancelled (Cancel).
+_V6_SQLITE = """
+CREATE TABLE alert_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TRIGGER alerts_event_on_insert AFTER INSERT ON alerts WHEN NEW.state = 'accepted'
+BEGIN
+    INSERT INTO alert_events (alert_id, kind, at) VALUES (
+        NEW.id,
+        CASE NEW.msg_type WHEN 'Update' THEN 'updated' WHEN 'Cancel' THEN 'cancelled'
+            ELSE 'created' END,
+        NEW.received_at
+    );
+END;
+CREATE TRIGGER alerts_event_on_approval AFTER UPDATE OF state ON alerts
+    WHEN OLD.state = 'pending_approval' AND NEW.state = 'accepted'
+BEGIN
+    INSERT INTO alert_events (alert_id, kind, at) VALUES (
+        NEW.id,
+        CASE NEW.msg_type WHEN 'Update' THEN 'updated' WHEN 'Cancel' THEN 'cancelled'
+            ELSE 'created' END,
+        strftime('%Y-%m-%dT%H:%M:%f', 'now') || '+00:00'
+    );
+END;
+CREATE INDEX alerts_public ON alerts (seq) WHERE state = 'accepted' AND msg_type <> 'Cancel';
+"""
+_V6_POSTGRES = """
+CREATE TABLE alert_events (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id text NOT NULL,
+    kind text NOT NULL,
+    at timestamptz NOT NULL
+);
+CREATE FUNCTION alerts_record_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.state = 'accepted' AND (TG_OP = 'INSERT' OR OLD.state = 'pending_approval') THEN
+        INSERT INTO alert_events (alert_id, kind, at) VALUES (
+            NEW.id,
+            CASE NEW.msg_type WHEN 'Update' THEN 'updated' WHEN 'Cancel' THEN 'cancelled'
+                ELSE 'created' END,
+            CASE TG_OP WHEN 'INSERT' THEN NEW.received_at ELSE now() END
+        );
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER alerts_event_on_insert AFTER INSERT ON alerts
+    FOR EACH ROW EXECUTE FUNCTION alerts_record_event();
+CREATE TRIGGER alerts_event_on_approval AFTER UPDATE OF state ON alerts
+    FOR EACH ROW EXECUTE FUNCTION alerts_record_event();
+CREATE INDEX alerts_public ON alerts (seq) WHERE state = 'accepted' AND msg_type <> 'Cancel';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "intake: alerts and api_tokens", _V1_SQLITE, _V1_POSTGRES),
     Migration(
@@ -282,6 +340,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "drop deliveries_alert_state: the unique index serves per-alert queries",
         "DROP INDEX deliveries_alert_state;",
         "DROP INDEX deliveries_alert_state;",
+    ),
+    Migration(6, "alert_events: what was published and when", _V6_SQLITE, _V6_POSTGRES),
+    # A number the provider refuses for good (Twilio 21211 invalid, 21614 not mobile) is
+    # flagged with the reason and left out of the SMS audience until an admin fixes it.
+    Migration(
+        7,
+        "subscribers.flagged, flagged_at: numbers the provider refused, out of the audience",
+        "ALTER TABLE subscribers ADD COLUMN flagged TEXT;\n"
+        "ALTER TABLE subscribers ADD COLUMN flagged_at TEXT;",
+        "ALTER TABLE subscribers ADD COLUMN flagged text, ADD COLUMN flagged_at timestamptz;",
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -33,6 +33,8 @@ from adapters.store import schema, sqlite_outbox, subscribers_sql
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
 from broadcaster.ports import (
+    AlertEvent,
+    AlertEventKind,
     AlertState,
     ApiToken,
     ClaimedDelivery,
@@ -60,6 +62,14 @@ _ALERT_BY_CAP = (
 )
 _ALERTS_NEWEST = f"SELECT {_COLS} FROM alerts ORDER BY seq DESC LIMIT ?"  # noqa: S608
 _ALERTS_BEFORE = f"SELECT {_COLS} FROM alerts WHERE seq < ? ORDER BY seq DESC LIMIT ?"  # noqa: S608
+_EVENTS_AFTER = (
+    "SELECT seq, alert_id, kind, at FROM alert_events WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+# The partial index alerts_public holds exactly the accepted non-Cancel alerts.
+_PUBLIC_ALERTS = (
+    f"SELECT {_COLS} FROM alerts WHERE state = 'accepted' AND msg_type <> 'Cancel' "  # noqa: S608
+    "AND (expires IS NULL OR expires > ?) ORDER BY seq DESC LIMIT ?"
+)
 _SQL_API_INSERT = (
     "INSERT INTO api_tokens (id, name, role, token_hash, created_at, expires_at, revoked_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -232,6 +242,30 @@ class SqliteStore:
         rows = await self._fetch("SELECT COUNT(*) FROM alerts", ())
         return int(rows[0][0])
 
+    async def events_after(self, seq: int, limit: int) -> list[AlertEvent]:
+        rows = await self._fetch(_EVENTS_AFTER, (seq, limit))
+        return [
+            AlertEvent(
+                int(r[0]),
+                str(r[1]),
+                AlertEventKind(r[2]),
+                schema.as_utc(datetime.fromisoformat(r[3])),
+            )
+            for r in rows
+        ]
+
+    async def last_event_seq(self) -> int:
+        rows = await self._fetch("SELECT COALESCE(MAX(seq), 0) FROM alert_events", ())
+        return int(rows[0][0])
+
+    async def public_alerts(self, now: datetime, limit: int) -> list[StoredAlert]:
+        rows = await self._fetch(_PUBLIC_ALERTS, (schema.utc_text(now), limit))
+        return [_alert(row) for row in rows]
+
+    async def successor_of(self, alert_id: str) -> str | None:
+        rows = await self._fetch("SELECT superseded_by FROM alerts WHERE id = ?", (alert_id,))
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
     async def create_token(self, token: ApiToken) -> None:
         self._check_open()
         values = (
@@ -293,6 +327,14 @@ class SqliteStore:
         at_text = schema.utc_text(at)
         found: bool = await self._run_job(
             lambda conn: subscribers_sql.sqlite_set_opted_out(conn, phone, at_text)
+        )
+        return found
+
+    async def flag_subscriber(self, phone: str, reason: str | None, at: datetime | None) -> bool:
+        flagged, flagged_at = subscribers_sql.flag_values(reason, at)
+        at_text = schema.utc_text(flagged_at)
+        found: bool = await self._run_job(
+            lambda conn: subscribers_sql.sqlite_flag(conn, phone, flagged, at_text)
         )
         return found
 
@@ -627,6 +669,7 @@ def _alert(row: Sequence[Any]) -> StoredAlert:
 def _subscriber(
     row: Sequence[Any], decode: Callable[[str], tuple[str, ...]] | None = None
 ) -> Subscriber:
+    parse = schema.parse_utc_text
     return subscribers_sql.subscriber_from_row(
-        row, schema.parse_utc_text(row[7]), datetime.fromisoformat(row[8]), decode
+        row, parse(row[7]), datetime.fromisoformat(row[8]), parse(row[10]), decode
     )

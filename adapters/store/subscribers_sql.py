@@ -4,13 +4,19 @@ Contract:
 - An upsert takes each phone once: when a list repeats a phone, its last record wins (in the
   position of its first), and `(created, updated)` counts distinct phones. PostgreSQL would
   otherwise refuse the whole statement ("cannot affect row a second time").
-- A new row takes the record's `opted_out_at`; an update replaces lat, lon, area_code,
-  language and groups only, never opted_out_at or created_at (an import must not
-  re-subscribe someone who said STOP).
+- A new row takes the record's `opted_out_at`, `flagged` and `flagged_at`; an update replaces
+  lat, lon, area_code, language and groups only, never opted_out_at, the flag or created_at
+  (an import must not re-subscribe someone who said STOP, nor re-text a number the provider
+  refused each time the same list is imported again).
+- `flagged` (the provider's reason, e.g. "21614 not a mobile number") and `flagged_at` are
+  set and cleared together by the flag statements, which leave opted_out_at alone. Clearing
+  is the admin API's business: its update of one subscriber is the admin saying the record
+  is fixed (see adapters.http.subscribers).
 - `groups` is stored as a JSON array (text on SQLite, jsonb on PostgreSQL, which hands it
   back as text in the same spelling `json.dumps` writes) and read back as a tuple.
-- `active_subscribers` reads only what the audience index needs: its records carry
-  `opted_out_at=None` (true of every one) and `created_at=None` (not read). Decoding is
+- `active_subscribers` (neither opted out nor flagged) reads only what the audience index
+  needs: its records carry `opted_out_at=None` and `flagged=None` (true of every one) and
+  `created_at=None` (not read). Decoding is
   cheap: one tuple per distinct groups text, shared by every row that has it.
 - The SQLite functions taking a connection run on the store's writer thread inside the
   transaction of a group-commit batch, and never commit (as in `sqlite_outbox`).
@@ -30,43 +36,49 @@ from adapters.store import schema
 from broadcaster.ports import Subscriber
 
 # Every column, in the order `subscriber_from_row` expects.
-COLUMNS = "id, phone, lat, lon, area_code, language, groups, opted_out_at, created_at"
+COLUMNS = (
+    "id, phone, lat, lon, area_code, language, groups, opted_out_at, created_at, flagged, "
+    "flagged_at"
+)
 # What the audience index needs, in the order `active_from_rows` expects.
 ACTIVE_COLUMNS = "id, phone, lat, lon, area_code, language, groups"
 _UPDATE_SET = (
     "lat = excluded.lat, lon = excluded.lon, area_code = excluded.area_code, "
     "language = excluded.language, groups = excluded.groups"
 )
-_INSERT_COLUMNS = "phone, lat, lon, area_code, language, groups, opted_out_at, created_at"
+_INSERT_COLUMNS = (
+    "phone, lat, lon, area_code, language, groups, opted_out_at, flagged, flagged_at, created_at"
+)
 
 # --- SQLite ------------------------------------------------------------------------------
 
 # Composed from the constant column lists only, never from input, so S608 does not apply.
 SQLITE_UPSERT = (
-    f"INSERT INTO subscribers ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+    f"INSERT INTO subscribers ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
     f"ON CONFLICT (phone) DO UPDATE SET {_UPDATE_SET}"
 )
 SQLITE_BY_PHONE = f"SELECT {COLUMNS} FROM subscribers WHERE phone = ?"  # noqa: S608
 SQLITE_PAGE = f"SELECT {COLUMNS} FROM subscribers WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
 SQLITE_ACTIVE = (
     f"SELECT {ACTIVE_COLUMNS} FROM subscribers "  # noqa: S608
-    "WHERE opted_out_at IS NULL ORDER BY id"
+    "WHERE opted_out_at IS NULL AND flagged IS NULL ORDER BY id"
 )
 _SQLITE_DELETE = "DELETE FROM subscribers WHERE phone = ?"
 _SQLITE_SET_OPTED_OUT = "UPDATE subscribers SET opted_out_at = ? WHERE phone = ?"
+_SQLITE_FLAG = "UPDATE subscribers SET flagged = ?, flagged_at = ? WHERE phone = ?"
 
 # --- PostgreSQL --------------------------------------------------------------------------
 
-# $1..$7 one array per column, $8 created_at. One statement for the whole list; ordinality
+# $1..$9 one array per column, $10 created_at. One statement for the whole list; ordinality
 # keeps new ids in input order. `xmax = 0` holds exactly for rows this statement inserted
 # (an updated row carries our transaction id in xmax), so the counts need no second look.
 POSTGRES_UPSERT = (
     f"WITH up AS (INSERT INTO subscribers ({_INSERT_COLUMNS}) "  # noqa: S608
     "SELECT s.phone, s.lat, s.lon, s.area_code, s.language, s.groups::jsonb, s.opted_out_at, "
-    "$8::timestamptz "
+    "s.flagged, s.flagged_at, $10::timestamptz "
     "FROM unnest($1::text[], $2::float8[], $3::float8[], $4::text[], $5::text[], $6::text[], "
-    "$7::timestamptz[]) WITH ORDINALITY "
-    "AS s (phone, lat, lon, area_code, language, groups, opted_out_at, n) "
+    "$7::timestamptz[], $8::text[], $9::timestamptz[]) WITH ORDINALITY "
+    "AS s (phone, lat, lon, area_code, language, groups, opted_out_at, flagged, flagged_at, n) "
     f"ORDER BY s.n ON CONFLICT (phone) DO UPDATE SET {_UPDATE_SET} "
     "RETURNING (xmax = 0) AS inserted) "
     "SELECT COUNT(*) FILTER (WHERE inserted), COUNT(*) FILTER (WHERE NOT inserted) FROM up"
@@ -75,10 +87,11 @@ POSTGRES_BY_PHONE = f"SELECT {COLUMNS} FROM subscribers WHERE phone = $1"  # noq
 POSTGRES_PAGE = f"SELECT {COLUMNS} FROM subscribers WHERE id > $1 ORDER BY id LIMIT $2"  # noqa: S608
 POSTGRES_ACTIVE = (
     f"SELECT {ACTIVE_COLUMNS} FROM subscribers "  # noqa: S608
-    "WHERE opted_out_at IS NULL ORDER BY id"
+    "WHERE opted_out_at IS NULL AND flagged IS NULL ORDER BY id"
 )
 POSTGRES_DELETE = "DELETE FROM subscribers WHERE phone = $1"
 POSTGRES_SET_OPTED_OUT = "UPDATE subscribers SET opted_out_at = $2 WHERE phone = $1"
+POSTGRES_FLAG = "UPDATE subscribers SET flagged = $2, flagged_at = $3 WHERE phone = $1"
 
 
 # --- Encoding ------------------------------------------------------------------------------
@@ -108,6 +121,8 @@ def sqlite_upsert_rows(subscribers: Sequence[Subscriber], now: datetime) -> list
             s.language,
             encode_groups(s.groups),
             schema.utc_text(s.opted_out_at),
+            s.flagged,
+            schema.utc_text(s.flagged_at),
             created_at,
         )
         for s in subscribers
@@ -115,7 +130,7 @@ def sqlite_upsert_rows(subscribers: Sequence[Subscriber], now: datetime) -> list
 
 
 def postgres_upsert_args(subscribers: Sequence[Subscriber], now: datetime) -> list[Any]:
-    """POSTGRES_UPSERT's eight arguments: seven column arrays and created_at."""
+    """POSTGRES_UPSERT's ten arguments: nine column arrays and created_at."""
     return [
         [s.phone for s in subscribers],
         [None if s.lat is None else float(s.lat) for s in subscribers],
@@ -124,6 +139,8 @@ def postgres_upsert_args(subscribers: Sequence[Subscriber], now: datetime) -> li
         [s.language for s in subscribers],
         [encode_groups(s.groups) for s in subscribers],
         [None if s.opted_out_at is None else schema.as_utc(s.opted_out_at) for s in subscribers],
+        [s.flagged for s in subscribers],
+        [None if s.flagged_at is None else schema.as_utc(s.flagged_at) for s in subscribers],
         schema.as_utc(now),
     ]
 
@@ -151,6 +168,17 @@ def sqlite_set_opted_out(conn: sqlite3.Connection, phone: str, at_text: str | No
     return conn.execute(_SQLITE_SET_OPTED_OUT, (at_text, phone)).rowcount > 0
 
 
+def flag_values(reason: str | None, at: datetime | None) -> tuple[str | None, datetime | None]:
+    """(flagged, flagged_at) to write: both set, or both cleared when `reason` is None."""
+    return (None, None) if reason is None else (reason, None if at is None else schema.as_utc(at))
+
+
+def sqlite_flag(
+    conn: sqlite3.Connection, phone: str, reason: str | None, at_text: str | None
+) -> bool:
+    return conn.execute(_SQLITE_FLAG, (reason, at_text, phone)).rowcount > 0
+
+
 # --- Decoding (both backends) ----------------------------------------------------------------
 
 
@@ -171,9 +199,10 @@ def subscriber_from_row(
     row: Any,
     opted_out_at: datetime | None,
     created_at: datetime | None,
+    flagged_at: datetime | None,
     decode_groups: Callable[[str], tuple[str, ...]] | None = None,
 ) -> Subscriber:
-    """Decode a row selected with COLUMNS; the caller decodes the two times, whose encoding
+    """Decode a row selected with COLUMNS; the caller decodes the three times, whose encoding
     differs per backend."""
     groups = (decode_groups or groups_decoder())(row[6])
     return Subscriber(
@@ -186,6 +215,8 @@ def subscriber_from_row(
         opted_out_at=opted_out_at,
         id=int(row[0]),
         created_at=created_at,
+        flagged=row[9],
+        flagged_at=flagged_at,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from broadcaster.ports import Role
 from tests.conftest import RunningService
 
@@ -51,3 +53,32 @@ async def test_subscriber_routes_need_admin_and_valid_input(app: RunningService)
         assert response.status == 422
     async with app.http.get(f"{url}?limit=x", headers=admin) as response:
         assert response.status == 400
+
+
+async def test_reads_show_the_flag_and_an_admin_update_clears_it(app: RunningService) -> None:
+    """GET shows flagged/flagged_at; a POST updating that number clears the flag, opt-out kept."""
+    url = f"{app.url}/v1/subscribers"
+    admin = app.auth(Role.ADMIN)
+    async with app.http.post(url, json={"phone": PHONE}, headers=admin) as response:
+        assert response.status == 201
+        assert (await response.json())["flagged"] is None
+    store = app.service.store
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    assert await store.flag_subscriber(PHONE, "21614 not a mobile number", at)
+    assert await store.set_opted_out(PHONE, at)
+    async with app.http.get(f"{url}/%2B447911123456", headers=admin) as response:
+        shown = await response.json()
+    assert (shown["flagged"], shown["flagged_at"]) == (
+        "21614 not a mobile number",
+        "2026-05-01T12:00:00+00:00",
+    )
+    async with app.http.get(url, headers=admin) as response:
+        (listed,) = (await response.json())["subscribers"]
+        assert listed["flagged"] == "21614 not a mobile number"
+    async with app.http.post(
+        url, json={"phone": PHONE, "language": "cy"}, headers=admin
+    ) as response:
+        assert response.status == 200
+        updated = await response.json()
+    assert (updated["flagged"], updated["flagged_at"]) == (None, None)
+    assert updated["opted_out_at"] == "2026-05-01T12:00:00+00:00"

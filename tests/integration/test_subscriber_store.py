@@ -176,3 +176,61 @@ async def test_upsert_100k_is_fast(store_factory: StoreFactory) -> None:
     )
     assert inserted < 20
     assert updated < 20
+
+
+async def test_flag_and_clear_leave_the_opt_out_alone(store: Store) -> None:
+    """flag_subscriber sets flagged and flagged_at (aware UTC), hides the number from the
+    active subscribers, clears both with None, and never touches opted_out_at."""
+    await store.upsert_subscribers([sub("+15550001"), sub("+15550002"), sub("+15550003")], T0)
+    plus_two = timezone(timedelta(hours=2))
+    at = datetime(2026, 5, 1, 15, 0, tzinfo=plus_two)
+    assert await store.flag_subscriber("+15550002", "21614 not a mobile number", at)
+    assert not await store.flag_subscriber("+19999999", "21211 invalid 'To' number", T0)
+    got = await store.get_subscriber("+15550002")
+    assert got is not None
+    assert (got.flagged, got.flagged_at) == ("21614 not a mobile number", T0 + HOUR)
+    assert got.flagged_at is not None
+    assert got.flagged_at.utcoffset() == timedelta(0)
+    assert got.opted_out_at is None
+    listed = {s.phone: s for s in await store.list_subscribers(limit=10)}
+    assert listed["+15550002"].flagged == "21614 not a mobile number"
+    assert listed["+15550001"].flagged is None
+    assert [s.phone for s in await store.active_subscribers()] == ["+15550001", "+15550003"]
+    # Opted out and flagged are independent: clearing one leaves the other.
+    assert await store.set_opted_out("+15550002", T0 + 2 * HOUR)
+    assert await store.flag_subscriber("+15550002", None, None)
+    cleared = await store.get_subscriber("+15550002")
+    assert cleared is not None
+    assert (cleared.flagged, cleared.flagged_at) == (None, None)
+    assert cleared.opted_out_at == T0 + 2 * HOUR
+    assert [s.phone for s in await store.active_subscribers()] == ["+15550001", "+15550003"]
+    assert await store.set_opted_out("+15550002", None)
+    assert await store.flag_subscriber("+15550003", "21211 invalid 'To' number", T0)
+    assert await store.set_opted_out("+15550003", None)
+    still = await store.get_subscriber("+15550003")
+    assert still is not None
+    assert still.flagged == "21211 invalid 'To' number"
+    assert [s.phone for s in await store.active_subscribers()] == ["+15550001", "+15550002"]
+
+
+async def test_upsert_never_clears_a_flag_and_a_new_record_keeps_a_given_one(
+    store: Store,
+) -> None:
+    """An update (an import) replaces the fields but keeps the flag; a record created with a
+    flag is stored flagged, like a given opt-out."""
+    await store.upsert_subscribers([sub("+15550001", language="en-GB")], T0)
+    assert await store.flag_subscriber("+15550001", "21614 not a mobile number", T0 + HOUR)
+    assert await store.upsert_subscribers([sub("+15550001", language="cy")], T0) == (0, 1)
+    got = await store.get_subscriber("+15550001")
+    assert got is not None
+    assert (got.language, got.flagged, got.flagged_at) == (
+        "cy",
+        "21614 not a mobile number",
+        T0 + HOUR,
+    )
+    new = sub("+15550002", flagged="21211 invalid 'To' number", flagged_at=T0)
+    assert await store.upsert_subscribers([new, sub("+15550003")], T0) == (2, 0)
+    created = await store.get_subscriber("+15550002")
+    assert created is not None
+    assert (created.flagged, created.flagged_at) == ("21211 invalid 'To' number", T0)
+    assert [s.phone for s in await store.active_subscribers()] == ["+15550003"]

@@ -68,3 +68,34 @@ def test_an_alert_for_a_group_reaches_only_that_group() -> None:
     alert = alert_over_manchester(groups=["businesses"])
     assert alert.groups == frozenset({"businesses"})
     assert directory.recipients(alert) == ["+447911000002"]
+
+
+def test_a_flagged_number_is_out_at_once_and_opt_in_does_not_bring_it_back() -> None:
+    """flag() removes a number without a rebuild; opting in again does not undo a flag."""
+    directory = SubscriberDirectory(PEOPLE)
+    alert = alert_over_manchester()
+    directory.flag("+447911000002")
+    assert directory.recipients(alert) == ["+447911000001"]
+    assert len(directory) == 3
+    directory.opt_out("+447911000002")  # both at once count once
+    assert len(directory) == 3
+    directory.opt_in("+447911000002")
+    assert directory.recipients(alert) == ["+447911000001"]
+
+
+def test_flagged_subscribers_are_not_loaded_and_a_rebuild_clears_flags_in_memory() -> None:
+    """A record flagged in the store is left out, like an opted-out one; a rebuild from
+    records without the flag (the admin fixed them) brings the number back."""
+    flagged = Subscriber(
+        "+447911000006", 53.48, -2.24, flagged="21614 not a mobile number", flagged_at=SENT
+    )
+    directory = SubscriberDirectory([*PEOPLE, flagged])
+    assert directory.recipients(alert_over_manchester()) == ["+447911000001", "+447911000002"]
+    assert directory.language_of(flagged.phone) is None
+    directory.flag("+447911000001")
+    directory.replace([*PEOPLE, Subscriber("+447911000006", 53.48, -2.24)])
+    assert directory.recipients(alert_over_manchester()) == [
+        "+447911000001",
+        "+447911000002",
+        "+447911000006",
+    ]
