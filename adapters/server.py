@@ -52,6 +52,7 @@ async def _running(
     if isinstance(sms, SmsChannel):
         service.subscribers_changed.append(lambda: sms.directory.load(store))
     service.start_dispatcher()
+    await service.start_publication()
     if settings.mqtt.url:
         mqtt = MqttIntake(settings.mqtt, service, max_payload_bytes=settings.http.max_body_bytes)
         service.add_task(mqtt.run(), name="mqtt-intake")

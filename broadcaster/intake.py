@@ -80,12 +80,14 @@ class IntakeService:
         planner: Planner | None = None,
         fence: CancelFence | None = None,
         on_planned: Callable[[], None] = lambda: None,
+        on_stored: Callable[[], None] = lambda: None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._planner = planner or Planner({})
         self._fence = fence or CancelFence()
         self._on_planned = on_planned
+        self._on_stored = on_stored
         self._sender = sender
         self._two_person = two_person_severities
         self._metrics = metrics
@@ -161,6 +163,8 @@ class IntakeService:
         self._fence.settle(keys, stopped=result.alert.state is AlertState.ACCEPTED)
         if result.created and (new.deliveries or keys):
             self._on_planned()
+        if result.created:
+            self._on_stored()
         return result
 
     async def _parse(self, submission: Submission) -> tuple[list[Alert], tuple[str, ...]]:

@@ -61,6 +61,11 @@ class Metrics:
             ["channel", "kind", "code"],
             registry=self.registry,
         )
+        self.sse_clients = Gauge(
+            "broadcaster_sse_clients",
+            "Open public event streams (GET /v1/stream).",
+            registry=self.registry,
+        )
         self.circuit_open = Gauge(
             "broadcaster_circuit_state",
             "Circuit breaker per channel: 0 closed, 1 half-open, 2 open.",

@@ -25,6 +25,7 @@ from broadcaster.intake import IntakeService
 from broadcaster.metrics import Metrics
 from broadcaster.planner import Planner
 from broadcaster.ports import Channel, Store
+from broadcaster.publication import Publication
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Service:
     authenticator: Authenticator
     dispatcher: Dispatcher
     planner: Planner
+    publication: Publication
     started_at: float = field(default_factory=time.time)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     # Called after subscribers change (the SMS audience index reloads itself).
@@ -60,6 +62,7 @@ class Service:
         metrics = metrics or Metrics()
         channels = dict(channels or {})
         fence = CancelFence()
+        publication = Publication(store)
         planner = Planner(channels)
         dispatcher = Dispatcher(
             store,
@@ -76,6 +79,7 @@ class Service:
             planner=planner,
             fence=fence,
             on_planned=dispatcher.wake,
+            on_stored=publication.wake,
         )
         service = cls(
             settings=settings,
@@ -85,6 +89,7 @@ class Service:
             authenticator=Authenticator(store),
             dispatcher=dispatcher,
             planner=planner,
+            publication=publication,
         )
         service.readiness["database"] = service._database_ready
         return service
@@ -96,6 +101,11 @@ class Service:
     def start_dispatcher(self) -> None:
         """Send the outbox in the background for the life of the service."""
         self.add_task(self.dispatcher.run(), name="dispatcher")
+
+    async def start_publication(self) -> None:
+        """Follow alert events (pages, feeds, SSE) for the life of the service."""
+        await self.publication.start()
+        self.add_task(self.publication.run(), name="publication")
 
     def add_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background loop for the life of the service; a crash is logged, not lost."""

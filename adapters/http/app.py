@@ -14,10 +14,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.http import subscribers
 from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error, json_response
+from adapters.http.feeds import get_cap_item, register_feeds
 from adapters.http.openapi import build_openapi
+from adapters.http.pages import register_pages
 from adapters.http.twilio_hooks import twilio_status
 from adapters.http.views import alert_view, delivery_view
-from alerts.cap import to_cap_xml
 from broadcaster.auth import require_role
 from broadcaster.errors import IntakeError
 from broadcaster.intake import PayloadFormat, Submission
@@ -42,6 +43,7 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/v1/alerts/{id}", get_alert)
     app.router.add_get("/v1/alerts/{id}/deliveries", list_deliveries)
     app.router.add_get("/alerts/{id}.cap", get_alert_cap)
+    register_feeds(app)
     app.router.add_post("/hooks/twilio/status", twilio_status_hook)
     app.router.add_post("/v1/subscribers", _admin(subscribers.create_subscriber))
     app.router.add_get("/v1/subscribers", _admin(subscribers.list_subscribers))
@@ -51,6 +53,7 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    register_pages(app)
     return app
 
 
@@ -150,13 +153,8 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 
 async def get_alert_cap(request: web.Request) -> web.Response:
-    """The alert as CAP 1.2 XML, public as the alert itself is (the feed's entries link here)."""
-    stored = await request.app[SERVICE].store.get_alert(request.match_info["id"])
-    if stored is None:
-        return json_error(404, "not_found", "no such alert")
-    return web.Response(
-        body=to_cap_xml(stored.alert), content_type="application/cap+xml", charset="utf-8"
-    )
+    """The alert as CAP 1.2 XML once it is public (the feeds link here), with conditional GET."""
+    return await get_cap_item(request)
 
 
 def _admin(

@@ -256,7 +256,76 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                             "description": "CAP 1.2",
                             "content": {"application/cap+xml": {"schema": {"type": "string"}}},
                         },
+                        "304": {"description": "not modified (If-None-Match/If-Modified-Since)"},
                         **_errors(404),
+                    },
+                }
+            },
+            "/feed.atom": {
+                "get": {
+                    "summary": "Atom feed of the latest 50 alert events, newest first",
+                    "responses": {
+                        "200": {
+                            "description": "Atom 1.0",
+                            "content": {"application/atom+xml": {"schema": {"type": "string"}}},
+                        },
+                        "304": {"description": "not modified (If-None-Match/If-Modified-Since)"},
+                    },
+                }
+            },
+            "/cap/index.atom": {
+                "get": {
+                    "summary": "CAP-over-Atom index of the alerts in force, linking to CAP 1.2",
+                    "responses": {
+                        "200": {
+                            "description": "Atom 1.0 with CAP 1.2 fields per entry",
+                            "content": {"application/atom+xml": {"schema": {"type": "string"}}},
+                        },
+                        "304": {"description": "not modified (If-None-Match/If-Modified-Since)"},
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "Public page: the alerts in force (HTML); ETag and 304",
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": "string"}}
+                        for n in ("lang", "exercises", "fragment")
+                    ],
+                    "responses": {
+                        "200": {"description": "HTML", "content": {"text/html": {}}},
+                        "304": {"description": "not modified (If-None-Match)"},
+                    },
+                }
+            },
+            "/alerts/{id}": {
+                "get": {
+                    "summary": "Public page: one alert with its history (HTML)",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ]
+                    + [
+                        {"name": n, "in": "query", "schema": {"type": "string"}}
+                        for n in ("lang", "fragment")
+                    ],
+                    "responses": {
+                        "200": {"description": "HTML", "content": {"text/html": {}}},
+                        "304": {"description": "not modified (If-None-Match)"},
+                        "404": {"description": "no public alert with this id (HTML)"},
+                    },
+                }
+            },
+            "/v1/stream": {
+                "get": {
+                    "summary": "Public alert events as Server-Sent Events; resume with "
+                    "Last-Event-ID or ?last_event_id=",
+                    "parameters": [
+                        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}},
+                        {"name": "last_event_id", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": {"description": "events", "content": {"text/event-stream": {}}},
+                        **_errors(400),
                     },
                 }
             },

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from broadcaster.ports import DeliveryRecord, StoredAlert
+from alerts.render import pick_info
+from broadcaster.ports import AlertEventKind, DeliveryRecord, StoredAlert
 
 
 def alert_view(stored: StoredAlert, base_url: str) -> dict[str, Any]:
@@ -27,6 +28,30 @@ def alert_view(stored: StoredAlert, base_url: str) -> dict[str, Any]:
         "alert": alert.model_dump(mode="json", exclude_none=True),
         "links": {
             "self": f"{base_url}/v1/alerts/{stored.id}",
+            "cap": f"{base_url}/alerts/{stored.id}.cap",
+        },
+    }
+
+
+def public_alert_view(stored: StoredAlert, kind: AlertEventKind, base_url: str) -> dict[str, Any]:
+    """What the public stream says about an alert event: no bookkeeping, no recipients, only
+    what the public pages show, with links to the page and the CAP."""
+    alert = stored.alert
+    info = pick_info(alert, None)
+    expires = alert.expires
+    return {
+        "kind": kind.value,
+        "id": stored.id,
+        "msg_type": alert.msg_type.value,
+        "status": alert.status.value,
+        "severity": alert.severity.value,
+        "urgency": alert.urgency.value,
+        "headline": next((i.headline for i in alert.infos if i.headline), None),
+        "sent": alert.sent.isoformat(),
+        "expires": expires.isoformat() if expires else None,
+        "areas": [area.description for area in info.areas] if info else [],
+        "links": {
+            "page": f"{base_url}/alerts/{stored.id}",
             "cap": f"{base_url}/alerts/{stored.id}.cap",
         },
     }

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -20,6 +21,7 @@ from alerts.requests import AlertRequest
 from broadcaster.config import WebhookReceiver
 from broadcaster.errors import PermanentDeliveryError, TransientDeliveryError
 from broadcaster.ports import AlertState, ClaimedDelivery, Outbound, StoredAlert
+from tests.integration.engine import engine, submit, until_outbox_empty
 from tests.support.broker import free_port
 from tests.support.recorder import Recorder
 
@@ -355,3 +357,26 @@ async def test_recorder_random_failures_are_seeded() -> None:
             assert rec.counts["rate_limited"] == statuses.count(429)
     assert outcomes[0] == outcomes[1]
     assert {200, 429, 503} <= set(outcomes[0])
+
+
+async def test_a_receiver_failing_twice_gets_the_event_on_the_third_try(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    """Through the engine: 500, 500, then 200; the accepted request's signature verifies and
+    the delivery is sent after 3 attempts."""
+    async with Recorder(secret=SECRET.encode()) as receiver:
+        receiver.fail_next(2, 500)
+        receivers = [WebhookReceiver(url=f"{receiver.url}/hook", secret=SecretStr(SECRET))]
+        channel = WebhookChannel(receivers, session)
+        async with engine(
+            tmp_path, channel, backoff_base_seconds=0.05, backoff_cap_seconds=0.2
+        ) as service:
+            alert = await submit(service)
+            service.start_dispatcher()
+            await until_outbox_empty(service, 10)
+            [row] = await service.store.list_deliveries(alert.id, limit=5)
+            assert (row.state.value, row.attempts) == ("sent", 3)
+        assert (receiver.counts["failed_5xx"], receiver.counts["accepted"]) == (2, 1)
+        assert receiver.counts["bad_signature"] == 0  # the recorder checked it with verify()
+        [got] = receiver.received
+        assert json.loads(got.body)["alert_id"] == alert.id

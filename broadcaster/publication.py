@@ -1,0 +1,228 @@
+"""What the public sees: alerts in force, their histories, and the stream of alert events.
+
+Pages, feeds and the SSE stream read through one `Publication`, so they agree with each other
+and the database is asked once per change, not once per request.
+
+Contract:
+- Events come from the store's `alert_events` (written by triggers in the same transaction
+  that makes an alert public). `run()` polls for new ones every `poll_seconds`; `wake()` (the
+  intake calls it after a local commit) makes the next poll immediate. Alerts committed by
+  another process are seen within `poll_seconds`.
+- Only public alerts are handed out (`is_public`: published, not a draft, CAP scope Public);
+  the others' events advance `version` and are skipped.
+- Events are handed out strictly in seq order, each once. A seq can be missing for a moment
+  (PostgreSQL hands out identities before commit, so a later seq may commit first); events
+  after such a gap are held back until it fills or `gap_timeout` passes (a rolled-back insert
+  never fills it). So an SSE client that resumes from the last id it saw misses nothing.
+- `version` is the seq of the last event handed out; it changes whenever the public picture
+  may have changed. `active()` is cached per version and until the earliest expiry among the
+  alerts it returned, so a busy page costs no database work.
+- `events_since(seq)` returns what followed `seq` (from memory for the recent `ring_size`
+  events, else from the store); `wait_beyond(seq)` sleeps until there is more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from alerts.models import SEVERITY_RANK, Scope, Status
+from broadcaster.errors import StoreError
+from broadcaster.ports import AlertEvent, AlertState, Store, StoredAlert
+
+log = logging.getLogger(__name__)
+
+# Alerts shown on the public list at most; a city rarely has more than a handful in force.
+ACTIVE_LIMIT = 500
+# Statuses the public sees by default; Exercise and Test only when asked for.
+LIVE_STATUSES = frozenset({Status.ACTUAL, Status.SYSTEM})
+HIDDEN_STATUSES = frozenset({Status.DRAFT})
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedEvent:
+    """An alert event with the alert it is about."""
+
+    event: AlertEvent
+    alert: StoredAlert
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Publication:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        poll_seconds: float = 0.25,
+        gap_timeout: float = 2.0,
+        ring_size: int = 1000,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._store = store
+        self._poll_seconds = poll_seconds
+        self._gap_timeout = gap_timeout
+        self._now = now
+        self._ring: deque[PublishedEvent] = deque(maxlen=ring_size)
+        self._version = 0
+        self._gap_since: float | None = None
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._active: list[StoredAlert] | None = None
+        self._active_version = -1
+        self._active_until: datetime | None = None
+        self._started = False
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    async def start(self) -> None:
+        """Begin after the events already stored, keeping the newest in memory for feeds."""
+        last = await self._store.last_event_seq()
+        recent = await self._store.events_after(max(0, last - (self._ring.maxlen or 0)), 10_000)
+        for event in recent:
+            stored = await self._store.get_alert(event.alert_id)
+            if stored is not None and is_public(stored):
+                self._ring.append(PublishedEvent(event, stored))
+        self._version = recent[-1].seq if recent else last
+        self._started = True
+
+    def wake(self) -> None:
+        """Poll now: something was committed here."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Poll for new events until cancelled; a store error is logged and retried."""
+        if not self._started:
+            await self.start()
+        while True:
+            try:
+                await self.poll()
+            except StoreError as exc:
+                log.warning("could not read alert events: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            self._wake.clear()
+
+    async def poll(self) -> list[PublishedEvent]:
+        """Hand out the events that follow `version`, in order; returns them."""
+        events = await self._store.events_after(self._version, 1000)
+        published: list[PublishedEvent] = []
+        expected = self._version + 1
+        for event in events:
+            if event.seq != expected and not self._gap_expired():
+                break  # hold back until the missing seq commits or is given up on
+            stored = await self._store.get_alert(event.alert_id)
+            if stored is None or not is_public(stored):  # deleted since, draft, restricted
+                expected = event.seq + 1
+                self._version = event.seq
+                continue
+            published.append(PublishedEvent(event, stored))
+            self._version = event.seq
+            expected = event.seq + 1
+            self._gap_since = None
+        # A gap is open when events exist beyond what we could hand out.
+        if events and events[-1].seq > self._version:
+            if self._gap_since is None:
+                self._gap_since = time.monotonic()
+        else:
+            self._gap_since = None
+        if published:
+            self._ring.extend(published)
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+        return published
+
+    def _gap_expired(self) -> bool:
+        return (
+            self._gap_since is not None and time.monotonic() - self._gap_since >= self._gap_timeout
+        )
+
+    async def events_since(self, seq: int, limit: int = 1000) -> list[PublishedEvent]:
+        """Events after `seq` up to `version`, oldest first."""
+        if seq >= self._version:
+            return []
+        if self._ring and self._ring[0].event.seq <= seq + 1:
+            return [p for p in self._ring if seq < p.event.seq][:limit]
+        out: list[PublishedEvent] = []
+        for event in await self._store.events_after(seq, limit):
+            if event.seq > self._version:
+                break
+            stored = await self._store.get_alert(event.alert_id)
+            if stored is not None and is_public(stored):
+                out.append(PublishedEvent(event, stored))
+        return out
+
+    async def wait_beyond(self, seq: int) -> None:
+        """Return once `version` > `seq` (callers bound the wait with `asyncio.timeout`)."""
+        while self._version <= seq:
+            await self._changed.wait()
+
+    def recent(self, limit: int = 50) -> list[PublishedEvent]:
+        """The newest events in memory, newest first (feeds)."""
+        return list(reversed(self._ring))[:limit]
+
+    async def active(self, *, include_exercises: bool = False) -> list[StoredAlert]:
+        """Alerts in force, most severe first, then newest. Drafts never; Exercise and
+        Test only when asked for."""
+        now = self._now()
+        stale = self._active is None or self._active_version != self._version
+        if stale or (self._active_until is not None and now >= self._active_until):
+            version = self._version
+            alerts = [a for a in await self._store.public_alerts(now, ACTIVE_LIMIT) if is_public(a)]
+            alerts.sort(key=lambda a: (SEVERITY_RANK[a.alert.severity], -a.seq))
+            expiries = [a.alert.expires for a in alerts if a.alert.expires is not None]
+            self._active, self._active_version = alerts, version
+            self._active_until = min(expiries) if expiries else None
+            return _shown(alerts, include_exercises)
+        return _shown(self._active or [], include_exercises)
+
+    async def alert(self, alert_id: str) -> StoredAlert | None:
+        """One public alert (accepted at some point, not a draft); None otherwise."""
+        stored = await self._store.get_alert(alert_id)
+        if stored is None or not is_public(stored):
+            return None
+        return stored
+
+    async def history(self, alert_id: str) -> list[StoredAlert]:
+        """The alert with the alerts it replaced and those that replaced it, oldest first."""
+        chain: dict[str, StoredAlert] = {}
+        frontier = [alert_id]
+        while frontier and len(chain) < 100:
+            current = frontier.pop()
+            if current in chain:
+                continue
+            stored = await self._store.get_alert(current)
+            if stored is None or not is_public(stored):
+                continue
+            chain[current] = stored
+            frontier.extend(await self._store.superseded_by(current))
+            successor = await self._store.successor_of(current)
+            if successor is not None:
+                frontier.append(successor)
+        return sorted(chain.values(), key=lambda a: a.seq)
+
+
+def _shown(alerts: list[StoredAlert], include_exercises: bool) -> list[StoredAlert]:
+    allowed = LIVE_STATUSES | ({Status.EXERCISE, Status.TEST} if include_exercises else set())
+    return [a for a in alerts if a.alert.status in allowed]
+
+
+def is_public(stored: StoredAlert) -> bool:
+    """Whether the public may see this alert at all: it was published (not waiting for
+    approval), is not a draft, and its CAP scope is Public (Restricted and Private alerts
+    are for named recipients only)."""
+    return (
+        stored.state is not AlertState.PENDING_APPROVAL
+        and stored.alert.status not in HIDDEN_STATUSES
+        and stored.alert.scope is Scope.PUBLIC
+    )
