@@ -1,19 +1,23 @@
-"""`broadcaster demo`: the service on SQLite with the Twilio simulator in the same process and
-about 1,000 demo subscribers around Manchester city centre, so an alert with an area visibly
-fans out by SMS (to the simulator, never to a real phone).
+"""`broadcaster demo`: the service on SQLite with the Twilio, X and Facebook simulators in the
+same process and about 1,000 demo subscribers around Manchester city centre, so an alert with
+an area visibly fans out by SMS, X and Facebook (to the simulators, never the real services).
 
-The simulator listens where the demo config's `channels.sms.api_base` says; its status
-callbacks reach `http.public_url`, so receipts move deliveries to `delivered` as in production.
+Each simulator listens where the demo config's `api_base` for its channel says, and only when
+that channel is configured. Twilio's status callbacks reach `http.public_url`, so receipts move
+deliveries to `delivered` as in production.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from adapters.server import serve
+from adapters.simulators.facebook import FacebookSimulator
 from adapters.simulators.twilio import TwilioSimulator
+from adapters.simulators.x import XSimulator
 from adapters.store import open_store
 from broadcaster.config import Settings
 from broadcaster.ports import Subscriber
@@ -46,15 +50,27 @@ async def run_demo(settings: Settings) -> None:
             await store.upsert_subscribers(demo_subscribers(), datetime.now(UTC))
     finally:
         await store.close()
-    sms = settings.channels.sms
-    if not sms.account_sid or sms.auth_token is None:
-        await serve(settings)
-        return
-    port = urlsplit(sms.api_base).port or 0
-    async with TwilioSimulator(
-        account_sid=sms.account_sid,
-        auth_token=sms.auth_token.get_secret_value(),
-        port=port,
-        callback_delay=1.0,
-    ):
+    async with contextlib.AsyncExitStack() as simulators:
+        sms = settings.channels.sms
+        if sms.account_sid and sms.auth_token is not None:
+            await simulators.enter_async_context(
+                TwilioSimulator(
+                    account_sid=sms.account_sid,
+                    auth_token=sms.auth_token.get_secret_value(),
+                    port=urlsplit(sms.api_base).port or 0,
+                    callback_delay=1.0,
+                )
+            )
+        x = settings.channels.x
+        if x.consumer_key:
+            await simulators.enter_async_context(XSimulator(port=urlsplit(x.api_base).port or 0))
+        facebook = settings.channels.facebook
+        if facebook.page_id and facebook.page_token is not None:
+            await simulators.enter_async_context(
+                FacebookSimulator(
+                    page_id=facebook.page_id,
+                    page_token=facebook.page_token.get_secret_value(),
+                    port=urlsplit(facebook.api_base).port or 0,
+                )
+            )
         await serve(settings)

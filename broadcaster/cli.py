@@ -156,7 +156,7 @@ async def _create_token(
 
 _DEMO_CONFIG = """\
 # Written by `broadcaster demo`. Edit freely. `broadcaster serve --config {path}` runs it
-# without the simulator (SMS sends would then fail: nothing listens at channels.sms.api_base).
+# without the simulators (sends would then fail: nothing listens at the api_base addresses).
 [http]
 host = "127.0.0.1"
 port = {port}
@@ -172,6 +172,21 @@ auth_token = "demo-auth-token"
 from_numbers = ["+15005550006", "+15005550007"]
 api_base = "http://127.0.0.1:{sms_port}"
 rate_per_second = 10
+
+[channels.x]
+# The X API simulator started by the demo (never the real X).
+consumer_key = "demo-consumer-key"
+consumer_secret = "demo-consumer-secret"
+access_token = "demo-access-token"
+access_token_secret = "demo-access-token-secret"
+api_base = "http://127.0.0.1:{x_port}"
+
+[channels.facebook]
+# The Graph API simulator started by the demo (never the real Facebook).
+page_id = "102030405060708"
+page_token = "EAAsimulatedPageToken0123456789"
+api_base = "http://127.0.0.1:{facebook_port}"
+rate_per_second = 1
 
 [approval]
 # The demo lets one person send every severity; production keeps the two-person rule.
@@ -189,6 +204,8 @@ def _demo_settings(folder: Path, port: int) -> Settings:
                 path=config_path,
                 port=port,
                 sms_port=port + 1,
+                x_port=port + 2,
+                facebook_port=port + 3,
                 db=(folder / "broadcaster.db").resolve(),
             )
         )
@@ -227,6 +244,9 @@ async def _demo(settings: Settings, folder: Path, wiring: Wiring) -> None:
     print(
         f"""
 broadcaster demo — config {config_path}, data in {folder}/
+  public page     {base}/
+  Atom feed       {base}/feed.atom   CAP index {base}/cap/index.atom
+  live stream     {base}/v1/stream
   API (OpenAPI)   {base}/openapi.json
   alerts          {base}/v1/alerts
   health          {base}/healthz   {base}/readyz
@@ -238,9 +258,10 @@ Send an alert:
   curl -s -X POST {base}/v1/alerts -H 'Authorization: Bearer {issuer}' \\
     -H 'Content-Type: application/json' \\
     -d '{example}'
-It goes by SMS (to the built-in Twilio simulator, never a real phone) to the demo
-subscribers within 1.5 km of Market St, each in their language. Watch the deliveries move
-to sent and then delivered (use the id the POST returned):
+It appears on the public page at once, is posted to X and the Facebook Page (built-in
+simulators), and goes by SMS (to the built-in Twilio simulator, never a real phone) to the
+demo subscribers within 1.5 km of Market St, each in their language. Watch the deliveries
+move to sent and then delivered (use the id the POST returned):
   curl -s {base}/v1/alerts/ALERT_ID -H 'Authorization: Bearer {admin}'
   curl -s '{base}/v1/alerts/ALERT_ID/deliveries?limit=5' -H 'Authorization: Bearer {admin}'
 List alerts:

@@ -97,6 +97,13 @@ class WindowBudget:
     headers win over the local count: `observe` moves the window end to the provider's reset
     time and sets the remaining count (never above `limit`: the configured budget may be
     deliberately lower than the provider's).
+
+    Providers give the reset in whole seconds, rounded up (X does). Waiting for it would cost
+    up to a second per window, and each new window would then start just past a whole second
+    and lose nearly a second again. But the provider's window began no later than the first
+    answer that carried this reset value, so it ends no later than that moment plus
+    `window_seconds`: the window ends at the earlier of the two. This is never early as long
+    as `window_seconds` is not shorter than the provider's real window.
     """
 
     def __init__(
@@ -118,6 +125,9 @@ class WindowBudget:
         self._remaining = limit
         # Monotonic end of the current window; None while no window is running.
         self._window_end: float | None = None
+        # The provider's reset value last seen, and when (monotonic) it was first seen.
+        self._seen_reset: float | None = None
+        self._seen_at = 0.0
 
     def _roll(self, now: float) -> None:
         if self._window_end is not None and now >= self._window_end:
@@ -145,7 +155,9 @@ class WindowBudget:
         (wall clock); `remaining` overrides the local count for the current window."""
         now = self._clock()
         if reset_at is not None:
-            end = now + (reset_at - self._wall())
+            if reset_at != self._seen_reset:
+                self._seen_reset, self._seen_at = reset_at, now
+            end = min(now + (reset_at - self._wall()), self._seen_at + self.window_seconds)
             if end <= now:
                 # The provider's window is already over, so its `remaining` is stale.
                 self._window_end = None
@@ -252,10 +264,11 @@ class ChannelLimiter:
 
     def observe(self, remaining: int | None, reset_at: float | None) -> None:
         """Feed the provider's rate headers: forwarded to the window budget when there is
-        one; an exhausted budget (remaining 0) with a reset time also pauses until then."""
+        one (which then holds sends until its window ends); without one, an exhausted budget
+        (remaining 0) with a reset time pauses until then."""
         if self._window is not None:
             self._window.observe(remaining, reset_at)
-        if remaining == 0 and reset_at is not None:
+        elif remaining == 0 and reset_at is not None:
             self.pause_for(reset_at - self._wall())
 
     def _sender_delays(self, cost: int) -> dict[str, float]:

@@ -86,6 +86,7 @@ class FacebookSimulator:
         window_seconds: float = 3600.0,
         rate_limit_status: int = 400,
         business_id: str = "1122334455",
+        port: int = 0,
     ) -> None:
         self.page_id = page_id
         self.page_token = page_token
@@ -101,6 +102,8 @@ class FacebookSimulator:
         self._next_id = FIRST_POST_ID
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        # 0: the kernel picks a free port (tests); the demo asks for a fixed one.
+        self._listen_port = port
 
     def __repr__(self) -> str:
         url = self.url if self._port else None
@@ -123,7 +126,7 @@ class FacebookSimulator:
         app.router.add_post("/{version}/{page_id}/feed", self._feed)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self._listen_port)
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])

@@ -87,6 +87,7 @@ class XSimulator:
         duplicate_window_seconds: float = 86_400.0,
         fail_ratio: float = 0.0,
         seed: int = 1,
+        port: int = 0,
     ) -> None:
         self.user = dict(user)
         self.window_seconds = window_seconds
@@ -107,6 +108,8 @@ class XSimulator:
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        # 0: the kernel picks a free port (tests); the demo asks for a fixed one.
+        self._listen_port = port
 
     def __repr__(self) -> str:
         return f"XSimulator(url={self.url if self._port else None!r}, counts={self.counts!r})"
@@ -149,7 +152,7 @@ class XSimulator:
         app.router.add_get("/2/users/{id}/mentions", self._mentions)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self._listen_port)
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])

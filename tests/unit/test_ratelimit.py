@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import math
 from collections import Counter
 from typing import Any
 
@@ -209,12 +210,11 @@ async def test_pause_extended_while_waiting_is_honoured() -> None:
 
 
 async def test_observe_exhausted_pauses_until_reset_and_budget_recovers() -> None:
-    """observe(remaining=0, reset in 30 s) pauses 30 s; the window budget then refills."""
+    """observe(remaining=0, reset in 30 s) holds sends 30 s; the window budget then refills."""
     clock = FakeClock()
     lim = limiter(clock, window_limit=3, window_seconds=900.0)
     await lim.acquire()
     lim.observe(0, clock.wall() + 30.0)
-    assert lim.paused_until == pytest.approx(30.0)
     grants = await acquire_many(clock, lim, 3)
     assert [t for t, _ in grants] == pytest.approx([30.0] * 3)
     # Three more sends used the fresh window; the fourth waits for its end.
@@ -230,6 +230,22 @@ async def test_observe_without_budget_only_pauses() -> None:
     assert lim.paused_until == 0.0
     lim.observe(0, clock.wall() + 30.0)
     assert lim.paused_until == pytest.approx(30.0)
+
+
+def test_a_reset_rounded_up_to_whole_seconds_costs_no_extra_wait() -> None:
+    """Reset given in whole seconds, rounded up: the window still ends one window after the
+    first answer that carried it, not at the rounded time."""
+    clock = FakeClock()
+    clock.now = 0.2  # the wall clock reads x.2 s: the provider rounds the reset up to x+2
+    budget = WindowBudget(2, 1.0, clock=clock, wall=clock.wall)
+    budget.take()
+    budget.observe(1, math.ceil(clock.wall() + 1.0))
+    budget.take()
+    budget.observe(0, math.ceil(clock.wall() + 1.0))
+    assert budget.delay() == pytest.approx(1.0)
+    clock.now = 0.7  # a later answer with the same reset does not move the end
+    budget.observe(0, math.ceil(clock.wall() + 0.5))
+    assert budget.delay() == pytest.approx(0.5)
 
 
 def test_window_budget_counts_down_and_blocks_until_window_end() -> None:
