@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Mapping
@@ -17,11 +18,13 @@ from adapters.http.app import create_app
 from adapters.mqtt import MqttIntake
 from adapters.sms import SmsChannel
 from adapters.store import open_store
+from adapters.x_mentions import MentionsPoller
 from broadcaster.config import Settings
 from broadcaster.dispatcher import Dispatcher, DispatchPolicy
 from broadcaster.fence import CancelFence
 from broadcaster.metrics import Metrics
-from broadcaster.ports import Channel, Store
+from broadcaster.ports import Channel, Store, Triage
+from broadcaster.replies import classify_nothing
 from broadcaster.service import Service
 
 log = logging.getLogger(__name__)
@@ -29,15 +32,19 @@ log = logging.getLogger(__name__)
 
 @contextlib.asynccontextmanager
 async def running_service(
-    settings: Settings, *, extra_channels: Mapping[str, Channel] | None = None
+    settings: Settings,
+    *,
+    extra_channels: Mapping[str, Channel] | None = None,
+    triage: Triage | None = None,
 ) -> AsyncIterator[tuple[Service, str]]:
     """The whole service, started; yields it and the base URL it listens on.
-    `extra_channels` join the configured ones (tests add recording channels this way)."""
+    `extra_channels` join the configured ones (tests add recording channels this way);
+    `triage` replaces the installed classifier (`load_triage`)."""
     store = await open_store(settings.database.url)
     try:
         async with open_channels(settings, store) as channels:
             channels.update(extra_channels or {})
-            async with _running(settings, store, channels) as running:
+            async with _running(settings, store, channels, triage or load_triage()) as running:
                 yield running
     finally:
         await store.close()  # idempotent: the service closed it already unless start failed
@@ -45,17 +52,37 @@ async def running_service(
 
 @contextlib.asynccontextmanager
 async def _running(
-    settings: Settings, store: Store, channels: Mapping[str, Channel]
+    settings: Settings, store: Store, channels: Mapping[str, Channel], triage: Triage
 ) -> AsyncIterator[tuple[Service, str]]:
-    service = Service.build(settings, store, channels=channels)
+    service = Service.build(settings, store, channels=channels, triage=triage)
     sms = channels.get("sms")
     if isinstance(sms, SmsChannel):
-        service.subscribers_changed.append(lambda: sms.directory.load(store))
+
+        async def reload_subscribers() -> None:
+            await sms.directory.load(store)
+            gc.freeze()  # the new index lives until the next reload, as at start (serve)
+
+        service.subscribers_changed.append(reload_subscribers)
+        directory = sms.directory
+
+        async def opted(phone: str, opted_out: bool) -> None:
+            if opted_out:
+                directory.opt_out(phone)
+            elif directory.language_of(phone) is not None:
+                directory.opt_in(phone)  # still indexed: back at once
+            else:
+                await reload_subscribers()  # opted out before the last load
+
+        service.opt_changed.append(opted)
     service.start_dispatcher()
     await service.start_publication()
     if settings.mqtt.url:
         mqtt = MqttIntake(settings.mqtt, service, max_payload_bytes=settings.http.max_body_bytes)
         service.add_task(mqtt.run(), name="mqtt-intake")
+    x = settings.channels.x
+    if x.user_id and (x.bearer_token or x.consumer_key):
+        poller = MentionsPoller(x, service.replies, store)
+        service.add_task(poller.run(), name="x-mentions")
     runner = web.AppRunner(create_app(service), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.http.host, settings.http.port, backlog=1024)
@@ -72,16 +99,39 @@ async def _running(
         await service.stop()
 
 
+def load_triage() -> Triage:
+    """`broadcaster.triage.classify` when that package is installed, else a triage that
+    classifies nothing (replies are still stored, linked and counted)."""
+    try:
+        module = importlib.import_module("broadcaster.triage")
+    except ImportError as exc:
+        if exc.name not in ("broadcaster.triage", "broadcaster"):
+            log.warning("broadcaster.triage failed to import (%s); replies are not classified", exc)
+        return classify_nothing
+    classify = getattr(module, "classify", None)
+    if not callable(classify):
+        log.warning("broadcaster.triage has no classify(text); replies are not classified")
+        return classify_nothing
+    triage: Triage = classify
+    return triage
+
+
+def tune_collector() -> None:
+    """Call once start-up is done. Start-up objects (the subscriber index: a million for a
+    city) never die: keep them out of every collection, and collect the young generation
+    less often, which shortens the pauses that make the latency tail. Benchmarks call it too,
+    so they measure what `serve` runs."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with running_service(settings) as (_service, url):
-        # Start-up objects never die: keep them out of every collection, and collect the
-        # young generation less often, which shortens the pauses that make the latency tail.
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 20)
+        tune_collector()
         print(f"broadcaster listening on {url}", flush=True)
         await stop.wait()
         log.info("stopping")

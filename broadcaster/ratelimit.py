@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -232,10 +233,9 @@ class ChannelLimiter:
             )
             for sender in senders
         }
-        # Use counter per sender for least-recently-used tie-breaking (round-robin);
-        # negative start values make the first picks follow the configured order.
-        self._last_used = {sender: i - len(senders) for i, sender in enumerate(senders)}
-        self._uses = 0
+        # Senders, least recently used first (round-robin among the ready ones); the first
+        # picks follow the configured order.
+        self._order: OrderedDict[str, None] = OrderedDict.fromkeys(senders)
         self._window: WindowBudget | None = None
         if limits.window_limit is not None:
             self._window = WindowBudget(
@@ -271,14 +271,21 @@ class ChannelLimiter:
         elif remaining == 0 and reset_at is not None:
             self.pause_for(reset_at - self._wall())
 
-    def _sender_delays(self, cost: int) -> dict[str, float]:
-        return {
-            sender: (bucket.delay(cost) if bucket is not None else 0.0)
-            for sender, bucket in self._senders.items()
-        }
+    def _pick(self, cost: int) -> tuple[str | None, float]:
+        """The least recently used sender that may send `cost` now, with 0.0; else None
+        and the shortest wait over all senders. With equal rates the least recently used
+        one is nearly always ready, so this looks at one bucket, not all of them."""
+        shortest = math.inf
+        for sender in self._order:
+            bucket = self._senders[sender]
+            delay = bucket.delay(cost) if bucket is not None else 0.0
+            if delay <= 0.0:
+                return sender, 0.0
+            shortest = min(shortest, delay)
+        return None, shortest
 
-    def _wait(self, cost: int, sender_delays: dict[str, float]) -> float:
-        waits = [self._paused_until - self._clock(), min(sender_delays.values())]
+    def _wait(self, cost: int, sender_wait: float) -> float:
+        waits = [self._paused_until - self._clock(), sender_wait]
         if self._channel is not None:
             waits.append(self._channel.delay(cost))
         if self._window is not None:
@@ -298,19 +305,16 @@ class ChannelLimiter:
         start = self._clock()
         async with self._lock:
             while True:
-                delays = self._sender_delays(cost)
-                wait = self._wait(cost, delays)
-                if wait <= 0.0:
-                    return self._take(cost, delays, start)
+                sender, sender_wait = self._pick(cost)
+                wait = self._wait(cost, sender_wait)
+                if wait <= 0.0 and sender is not None:
+                    return self._take(cost, sender, start)
                 # Loop after the sleep: a pause may have been extended meanwhile.
                 await self._sleep(wait)
 
-    def _take(self, cost: int, delays: dict[str, float], start: float) -> Grant:
+    def _take(self, cost: int, sender: str, start: float) -> Grant:
         # Synchronous on purpose: nothing may run between the check and these takes.
-        ready = [sender for sender, delay in delays.items() if delay <= 0.0]
-        sender = min(ready, key=self._last_used.__getitem__)
-        self._uses += 1
-        self._last_used[sender] = self._uses
+        self._order.move_to_end(sender)
         bucket = self._senders[sender]
         if bucket is not None:
             bucket.take(cost)
