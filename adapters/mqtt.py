@@ -6,6 +6,11 @@ those redeliveries into no-ops. The session is persistent (clean_session=False) 
 queues alerts while we are away. A bad payload is logged, counted, reported on
 `<publish_prefix>/errors` and acknowledged: it never stops the loop and is never redelivered
 forever. The loop reconnects with capped exponential backoff until cancelled.
+
+Replies from the public arrive on `[mqtt] replies_topic` in the same session, as JSON
+`{id, text, sender?, alert_id?, lat?, lon?}` (`id` is the publisher's own id: a reply is
+stored once per id). They are ingested with source "mqtt" and acknowledged after the commit,
+like alerts; a bad one is reported on `<publish_prefix>/errors` and acknowledged.
 """
 
 from __future__ import annotations
@@ -16,16 +21,53 @@ import hashlib
 import json
 import logging
 import random
+from datetime import UTC, datetime
+from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broadcaster.config import MqttSettings
 from broadcaster.errors import PayloadError, PayloadTooLarge, StoreError
-from broadcaster.intake import Submission, sniff_format
+from broadcaster.intake import Submission, describe_validation_error, sniff_format
+from broadcaster.ports import Reply, ReplySource
 from broadcaster.service import Service
 
 log = logging.getLogger(__name__)
+
+
+class MqttReply(BaseModel):
+    """A reply published on the replies topic."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    sender: Annotated[str, Field(max_length=200)] | None = None
+    alert_id: Annotated[str, Field(max_length=64)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+
+def parse_reply(body: bytes, received_at: datetime) -> Reply:
+    """The reply a replies-topic payload carries; PayloadError when it is not one."""
+    try:
+        wanted = MqttReply.model_validate_json(body)
+    except ValidationError as exc:
+        raise PayloadError(describe_validation_error(exc), code="invalid_reply") from exc
+    if (wanted.lat is None) != (wanted.lon is None):
+        raise PayloadError("lat and lon must be given together", code="invalid_reply")
+    return Reply(
+        source=ReplySource.MQTT,
+        external_id=wanted.id,
+        text=wanted.text,
+        received_at=received_at,
+        sender=wanted.sender or None,
+        alert_id=wanted.alert_id or None,
+        lat=wanted.lat,
+        lon=wanted.lon,
+    )
 
 
 class MqttIntake:
@@ -48,8 +90,14 @@ class MqttIntake:
 
     @property
     def topic(self) -> str:
+        return self._subscription(self._settings.alerts_topic)
+
+    @property
+    def replies_topic(self) -> str:
+        return self._subscription(self._settings.replies_topic)
+
+    def _subscription(self, topic: str) -> str:
         group = self._settings.shared_group
-        topic = self._settings.alerts_topic
         return f"$share/{group}/{topic}" if group else topic
 
     async def run(self) -> None:
@@ -59,6 +107,7 @@ class MqttIntake:
             try:
                 async with self._client() as client:
                     await client.subscribe(self.topic, qos=1)
+                    await client.subscribe(self.replies_topic, qos=1)
                     self._connected.set()
                     metrics.mqtt_connected.set(1)
                     log.info(
@@ -115,7 +164,10 @@ class MqttIntake:
         body = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
         body = bytes(body)
         try:
-            await self._submit(body)
+            if message.topic.matches(self._settings.replies_topic):
+                await self._submit_reply(body)
+            else:
+                await self._submit(body)
         except PayloadError as exc:
             await self._report_bad_payload(client, str(message.topic), body, exc)
         except asyncio.CancelledError:
@@ -135,6 +187,21 @@ class MqttIntake:
             except StoreError as exc:
                 # Not acknowledged until stored: keep it and retry rather than drop it.
                 log.warning("store unavailable for an MQTT alert (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _submit_reply(self, body: bytes) -> None:
+        if len(body) > self._max_payload:
+            raise PayloadTooLarge(f"payload of {len(body)} bytes exceeds {self._max_payload}")
+        reply = parse_reply(body, datetime.now(UTC))
+        delay = 0.1
+        while True:
+            try:
+                await self._service.replies.ingest(reply)
+                return
+            except StoreError as exc:
+                # Not acknowledged until stored: keep it and retry rather than drop it.
+                log.warning("store unavailable for an MQTT reply (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

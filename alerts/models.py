@@ -215,6 +215,9 @@ class Info(_Frozen):
 # A CAP parameter naming one subscriber group the alert is for ("businesses"), so a CAP feed
 # can target groups the way our JSON form's `groups` does.
 GROUP_PARAMETER = "broadcaster:group"
+# A CAP parameter offering the public one answer to the alert, "<key>=<label>" ("1=SAFE"):
+# SMS and X replies that say the key or the label are counted as a poll.
+RESPONSE_PARAMETER = "broadcaster:response"
 
 
 class Alert(_Frozen):
@@ -283,6 +286,20 @@ class Alert(_Frozen):
             for p in info.parameters
             if p.value_name == GROUP_PARAMETER and p.value.strip()
         )
+
+    @property
+    def responses(self) -> tuple[tuple[str, str], ...]:
+        """The answers offered to the public, (key, label) in order (CAP parameters named
+        `RESPONSE_PARAMETER`, over all info blocks, each key once: its first label wins)."""
+        options: dict[str, str] = {}
+        for info in self.infos:
+            for p in info.parameters:
+                if p.value_name != RESPONSE_PARAMETER:
+                    continue
+                key, sep, label = p.value.partition("=")
+                if sep and key.strip() and label.strip():
+                    options.setdefault(key.strip(), label.strip())
+        return tuple(options.items())
 
     @property
     def expires(self) -> datetime | None:

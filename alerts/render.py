@@ -39,6 +39,15 @@ MSG_TYPE_PREFIXES: dict[MsgType, str] = {
 }
 
 
+def reply_prompt(alert: Alert) -> str:
+    """How to answer an alert that offers responses: "Reply 1 SAFE, 2 NEED HELP"; "" when
+    it offers none."""
+    options = alert.responses
+    if not options:
+        return ""
+    return "Reply " + ", ".join(f"{key} {label}" for key, label in options)
+
+
 def _primary_subtag(tag: str) -> str:
     return tag.split("-", 1)[0].lower()
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alerts.models import (
     GROUP_PARAMETER,
+    RESPONSE_PARAMETER,
     Alert,
     Area,
     Category,
@@ -75,6 +76,13 @@ class AreaRequest(_Strict):
         )
 
 
+class ResponseOption(_Strict):
+    """One answer the public may text or post back: its key ("1") and label ("SAFE")."""
+
+    key: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,10}$")]
+    label: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[^=\r\n]+$")]
+
+
 class TranslationRequest(_Strict):
     """The alert's text in a further language."""
 
@@ -121,6 +129,9 @@ class AlertRequest(_Strict):
     # Subscriber groups to reach (SMS); none means everyone in the areas. Public channels
     # (X, web) are public whatever this says.
     groups: Annotated[list[ShortText], Field(max_length=20)] = Field(default_factory=list)
+    # Answers the public may reply with (SMS and X): counted per alert as a poll. Carried in
+    # CAP as one `broadcaster:response` parameter "<key>=<label>" each.
+    responses: Annotated[list[ResponseOption], Field(max_length=9)] = Field(default_factory=list)
 
     @field_validator("msg_type")
     @classmethod
@@ -128,6 +139,14 @@ class AlertRequest(_Strict):
         if value in (MsgType.ACK, MsgType.ERROR):
             raise ValueError("only Alert, Update and Cancel can be broadcast")
         return value
+
+    @model_validator(mode="after")
+    def _distinct_responses(self) -> AlertRequest:
+        keys = [r.key.casefold() for r in self.responses]
+        labels = [r.label.casefold() for r in self.responses]
+        if len(set(keys)) != len(keys) or len(set(labels)) != len(labels):
+            raise ValueError("each response key and label may appear once")
+        return self
 
     @model_validator(mode="after")
     def _distinct_languages(self) -> AlertRequest:
@@ -168,6 +187,10 @@ class AlertRequest(_Strict):
             parameters=tuple(
                 ValuePair(value_name=GROUP_PARAMETER, value=group)
                 for group in dict.fromkeys(self.groups)
+            )
+            + tuple(
+                ValuePair(value_name=RESPONSE_PARAMETER, value=f"{r.key}={r.label}")
+                for r in self.responses
             ),
             areas=areas,
         )

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from alerts.models import Alert, Status
-from alerts.render import MSG_TYPE_PREFIXES, pick_info
+from alerts.render import MSG_TYPE_PREFIXES, pick_info, reply_prompt
 
 Encoding = Literal["GSM-7", "UCS-2"]
 Policy = Literal["truncate", "split"]
@@ -153,6 +153,8 @@ def _body_lines(alert: Alert, language: str | None) -> list[str]:
             # Keep the prefix when the headline is missing: "CANCELLED" must never be lost.
             prefix + (_squash(info.headline) or _squash(info.event)),
             _squash(info.instruction),
+            # Before the area: a cut takes the end first, and the answers matter more.
+            _squash(reply_prompt(alert)),
             "Area: " + "; ".join(areas) if areas else "",
         ]
     return [line for line in lines if line]

@@ -33,7 +33,7 @@ import unicodedata
 from typing import Literal
 
 from alerts.models import Alert, Info, Severity
-from alerts.render import MSG_TYPE_PREFIXES, STATUS_MARKERS, pick_info
+from alerts.render import MSG_TYPE_PREFIXES, STATUS_MARKERS, pick_info, reply_prompt
 
 # twitter-text config/v3.json. Weights are per mille-ish "scale" units so that light code
 # points (100) and heavy ones (200) can be summed exactly before dividing.
@@ -259,6 +259,7 @@ def _body_lines(alert: Alert, language: str | None) -> tuple[list[str], str]:
     areas = [a for a in (_clean(area.description) for area in info.areas) if a]
     if areas:
         lines.append("Area: " + "; ".join(areas))
+    lines.append(_clean(reply_prompt(alert)))
     return lines, event if headline else ""
 
 

@@ -45,6 +45,9 @@ class HttpSettings(_Section):
     # A comment line on idle SSE streams, so proxies keep them open and departed clients
     # are noticed (their write fails) within this many seconds.
     sse_keepalive_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
+    # Web tips (POST /v1/replies) per client IP: a sustained rate per minute and a burst.
+    tips_per_minute: Annotated[float, Field(gt=0, le=10_000)] = 5.0
+    tips_burst: Annotated[int, Field(ge=1, le=10_000)] = 10
 
     @property
     def base_url(self) -> str:

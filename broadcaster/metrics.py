@@ -66,6 +66,19 @@ class Metrics:
             "Open public event streams (GET /v1/stream).",
             registry=self.registry,
         )
+        self.replies = Counter(
+            "broadcaster_replies_total",
+            "Replies from the public stored, by source (x, sms, web, mqtt) and triage category "
+            '(one count per category; "none" when triage found none).',
+            ["source", "category"],
+            registry=self.registry,
+        )
+        self.triage_seconds = Histogram(
+            "broadcaster_triage_duration_seconds",
+            "Time to classify one reply.",
+            registry=self.registry,
+            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
+        )
         self.circuit_open = Gauge(
             "broadcaster_circuit_state",
             "Circuit breaker per channel: 0 closed, 1 half-open, 2 open.",

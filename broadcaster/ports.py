@@ -163,6 +163,110 @@ class Subscriber:
     flagged_at: datetime | None = None
 
 
+class ReplySource(StrEnum):
+    """Where a reply from the public came in."""
+
+    X = "x"
+    SMS = "sms"
+    WEB = "web"
+    MQTT = "mqtt"
+
+
+class ReplyState(StrEnum):
+    """A responder's progress on a reply: every reply starts `new`."""
+
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    DISMISSED = "dismissed"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A message from the public, as a source hands it over. `external_id` is the source's own
+    id (X post id, Twilio MessageSid, MQTT payload id, a generated id for web tips): a reply is
+    stored once per (source, external_id). `sender` is a phone number, an @handle or a tip's
+    contact, None for an anonymous tip. `alert_id` is the alert it answers when the source
+    says so (web tips, MQTT); otherwise the reply service links it. `in_reply_to` and
+    `conversation_id` are the X posts it answers (its parent, its thread's first post)."""
+
+    source: ReplySource
+    external_id: str
+    text: str
+    received_at: datetime
+    sender: str | None = None
+    alert_id: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    media_url: str | None = None
+    in_reply_to: str | None = None
+    conversation_id: str | None = None
+
+
+class TriageResult(Protocol):
+    """What a classifier says about one text: categories (e.g. {"suspect", "hazard"}), a
+    score in 0..1, and the entities it extracted (plates, places, times...; JSON-able)."""
+
+    @property
+    def categories(self) -> frozenset[str]: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def entities(self) -> object: ...
+
+
+class Triage(Protocol):
+    """A classifier: `classify(text)`, synchronous and pure."""
+
+    def __call__(self, text: str, /) -> TriageResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewReply:
+    """A linked and triaged reply, ready to be stored. `entities` is JSON-able."""
+
+    reply: Reply
+    categories: tuple[str, ...] = ()
+    score: float | None = None
+    entities: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """A reply as stored. `id` orders replies by arrival; `state`, `state_by`, `state_at` are
+    a responder's handling of it; `cluster_id` groups near-identical reports."""
+
+    id: int
+    source: ReplySource
+    external_id: str
+    text: str
+    received_at: datetime
+    sender: str | None
+    alert_id: str | None
+    lat: float | None
+    lon: float | None
+    media_url: str | None
+    in_reply_to: str | None
+    categories: tuple[str, ...]
+    score: float | None
+    entities: object
+    state: ReplyState = ReplyState.NEW
+    state_by: str | None = None
+    state_at: datetime | None = None
+    cluster_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyInsertResult:
+    """`created` is False when (source, external_id) was already stored: `reply` is then the
+    earlier one, unchanged."""
+
+    reply: StoredReply
+    created: bool
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     """A delivery leased to one worker (state `sending`). `attempts` counts this attempt."""
@@ -324,7 +428,60 @@ class Outbox(Protocol):
         ...
 
 
-class Store(Outbox, Protocol):
+class ReplyStore(Protocol):
+    """Replies, their links to alerts, poll votes and source cursors. Writes have committed
+    on return."""
+
+    async def insert_reply(self, new: NewReply) -> ReplyInsertResult:
+        """Store a reply once: a (source, external_id) already stored is left as it was and
+        returned with created=False. An `alert_id` naming no alert raises StoreError."""
+        ...
+
+    async def find_reply(self, source: ReplySource, external_id: str) -> StoredReply | None: ...
+
+    async def get_reply(self, reply_id: int) -> StoredReply | None: ...
+
+    async def list_replies(
+        self,
+        *,
+        limit: int,
+        category: str | None = None,
+        since: datetime | None = None,
+        state: ReplyState | None = None,
+        after_id: int | None = None,
+        before_id: int | None = None,
+    ) -> list[StoredReply]:
+        """Replies matching every filter given (`category` among its categories, received at
+        or after `since`, in `state`). With `after_id`: those with a larger id, oldest first
+        (for tailing). Otherwise newest first, `before_id` paging back."""
+        ...
+
+    async def last_sms_alert(self, phone: str) -> str | None:
+        """The alert of the newest SMS delivery sent (or delivered) to `phone`, if any."""
+        ...
+
+    async def alert_for_x_posts(self, post_ids: Sequence[str]) -> str | None:
+        """The alert whose X delivery has one of `post_ids` as its provider reference (the
+        first id that matches wins)."""
+        ...
+
+    async def get_cursor(self, name: str) -> str | None: ...
+
+    async def set_cursor(self, name: str, value: str, at: datetime) -> None: ...
+
+    async def record_poll_vote(
+        self, alert_id: str, voter: str, option_key: str, reply_id: int | None, at: datetime
+    ) -> bool:
+        """One vote per voter per alert: insert, or replace the voter's earlier vote unless
+        that one is newer than `at`. True when this vote now stands."""
+        ...
+
+    async def poll_tally(self, alert_id: str) -> dict[str, int]:
+        """option key -> votes for one alert (options nobody chose are absent)."""
+        ...
+
+
+class Store(Outbox, ReplyStore, Protocol):
     """Durable state. Every write has committed when its coroutine returns."""
 
     async def migrate(self) -> int:

@@ -24,8 +24,10 @@ from broadcaster.fence import CancelFence
 from broadcaster.intake import IntakeService
 from broadcaster.metrics import Metrics
 from broadcaster.planner import Planner
-from broadcaster.ports import Channel, Store
+from broadcaster.ports import Channel, Store, Triage
 from broadcaster.publication import Publication
+from broadcaster.replies import ReplyService, classify_nothing
+from broadcaster.sms_inbox import SmsInbox
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,16 @@ class Service:
     dispatcher: Dispatcher
     planner: Planner
     publication: Publication
+    # Listening: replies from every source go through `replies`; inbound SMS through
+    # `sms_inbox` (keywords first).
+    replies: ReplyService
+    sms_inbox: SmsInbox
     started_at: float = field(default_factory=time.time)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     # Called after subscribers change (the SMS audience index reloads itself).
     subscribers_changed: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    # Called with (phone, opted_out) after an SMS STOP / START was stored.
+    opt_changed: list[Callable[[str, bool], Awaitable[object]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -56,9 +64,11 @@ class Service:
         store: Store,
         metrics: Metrics | None = None,
         channels: Mapping[str, Channel] | None = None,
+        triage: Triage | None = None,
     ) -> Service:
         """Wire the core. `channels` (by name) are the delivery channels the adapters built;
-        the service closes them when the dispatcher stops."""
+        the service closes them when the dispatcher stops. `triage` classifies replies (none:
+        `classify_nothing`)."""
         metrics = metrics or Metrics()
         channels = dict(channels or {})
         fence = CancelFence()
@@ -81,6 +91,9 @@ class Service:
             on_planned=dispatcher.wake,
             on_stored=publication.wake,
         )
+        replies = ReplyService(store, triage or classify_nothing, metrics=metrics)
+        subscribers_changed: list[Callable[[], Awaitable[object]]] = []
+        opt_changed: list[Callable[[str, bool], Awaitable[object]]] = []
         service = cls(
             settings=settings,
             store=store,
@@ -90,6 +103,15 @@ class Service:
             dispatcher=dispatcher,
             planner=planner,
             publication=publication,
+            replies=replies,
+            sms_inbox=SmsInbox(
+                store,
+                replies,
+                opt_changed=opt_changed,
+                subscribers_changed=subscribers_changed,
+            ),
+            subscribers_changed=subscribers_changed,
+            opt_changed=opt_changed,
         )
         service.readiness["database"] = service._database_ready
         return service

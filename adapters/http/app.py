@@ -17,7 +17,8 @@ from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error, j
 from adapters.http.feeds import get_cap_item, register_feeds
 from adapters.http.openapi import build_openapi
 from adapters.http.pages import register_pages
-from adapters.http.twilio_hooks import twilio_status
+from adapters.http.tips import register_tips
+from adapters.http.twilio_hooks import twilio_sms, twilio_status
 from adapters.http.views import alert_view, delivery_view
 from broadcaster.auth import require_role
 from broadcaster.errors import IntakeError
@@ -45,6 +46,8 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/alerts/{id}.cap", get_alert_cap)
     register_feeds(app)
     app.router.add_post("/hooks/twilio/status", twilio_status_hook)
+    app.router.add_post("/hooks/twilio/sms", twilio_sms_hook)
+    register_tips(app, service)
     app.router.add_post("/v1/subscribers", _admin(subscribers.create_subscriber))
     app.router.add_get("/v1/subscribers", _admin(subscribers.list_subscribers))
     app.router.add_get("/v1/subscribers/{phone}", _admin(subscribers.get_subscriber))
@@ -133,6 +136,10 @@ async def get_alert(request: web.Request) -> web.Response:
         return json_error(404, "not_found", "no such alert")
     view = alert_view(stored, service.settings.http.base_url)
     view["deliveries"] = await service.store.delivery_counts(stored.id)
+    options = stored.alert.responses
+    if options:
+        votes = await service.store.poll_tally(stored.id)
+        view["poll"] = {k: {"label": label, "count": votes.get(k, 0)} for k, label in options}
     return json_response(view)
 
 
@@ -172,6 +179,11 @@ def _admin(
 async def twilio_status_hook(request: web.Request) -> web.Response:
     """Twilio delivery receipts; authenticated by Twilio's signature, not a token."""
     return await twilio_status(request, request.app[SERVICE])
+
+
+async def twilio_sms_hook(request: web.Request) -> web.Response:
+    """Inbound SMS (keywords and replies); authenticated by Twilio's signature."""
+    return await twilio_sms(request, request.app[SERVICE])
 
 
 async def get_openapi(request: web.Request) -> web.Response:

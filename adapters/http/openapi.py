@@ -245,6 +245,55 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/hooks/twilio/sms": {
+                "post": {
+                    "summary": "Inbound SMS (signed): STOP/START/HELP/JOIN <area>, else a reply",
+                    "requestBody": {
+                        "content": {
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}}
+                        }
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "TwiML: a confirmation, or an empty <Response/>",
+                            "content": {"text/xml": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(400, 403, 404),
+                    },
+                }
+            },
+            "/v1/replies": {
+                "post": {
+                    "summary": "A tip from the public (anonymous allowed; rate-limited per IP)",
+                    "security": [],
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["text"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "text": {"type": "string", "maxLength": 2000},
+                                        "alert_id": {"type": "string"},
+                                        "lat": {"type": "number"},
+                                        "lon": {"type": "number"},
+                                        "media_url": {"type": "string", "format": "uri"},
+                                        "contact": {"type": "string", "maxLength": 200},
+                                    },
+                                }
+                            },
+                            "application/x-www-form-urlencoded": {
+                                "schema": {"type": "object", "description": "the /tips form"}
+                            },
+                        }
+                    },
+                    "responses": {
+                        "202": _json({"type": "object"}, "stored: {id, status}"),
+                        **_errors(400, 403, 415, 422, 429),
+                    },
+                }
+            },
             "/alerts/{id}.cap": {
                 "get": {
                     "summary": "One alert as CAP 1.2 XML",

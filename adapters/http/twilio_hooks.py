@@ -1,4 +1,5 @@
-"""Twilio webhooks: delivery receipts (`POST /hooks/twilio/status`).
+"""Twilio webhooks: delivery receipts (`POST /hooks/twilio/status`) and inbound messages
+(`POST /hooks/twilio/sms`).
 
 Contract: the request must carry a valid `X-Twilio-Signature`, checked with twilio's own
 `RequestValidator` against the URL Twilio called — `http.public_url` + the path (+ query) —
@@ -6,6 +7,13 @@ and the auth token; anything else is 403 and changes nothing. A valid receipt mo
 delivery sent as `MessageSid` to delivered / undelivered / failed (with Twilio's ErrorCode);
 intermediate statuses (queued, sending, sent) are acknowledged and ignored. Twilio retries
 on 5xx, so a receipt for an unknown message is acknowledged (200), not an error.
+
+Inbound messages (configure the number's "A message comes in" webhook as
+`<public_url>/hooks/twilio/sms`, HTTP POST) pass the same signature check, then go to the
+core's `SmsInbox` (keywords STOP/START/HELP/JOIN, everything else a reply; see
+`broadcaster.sms_inbox`). The answer is TwiML (`text/xml`): `<Response><Message>..`
+for a keyword's confirmation, an empty `<Response/>` for a reply. A Twilio retry of the
+same MessageSid is stored once.
 """
 
 from __future__ import annotations
@@ -14,10 +22,12 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
 
 from adapters.http.errors import json_error, json_response
 from broadcaster.ports import DeliveryState
 from broadcaster.service import Service
+from broadcaster.sms_inbox import InboundSms
 
 _FINAL = {
     "delivered": DeliveryState.DELIVERED,
@@ -32,7 +42,8 @@ def signed_url(service: Service, request: web.Request) -> str:
     return f"{base}{request.rel_url}"
 
 
-async def twilio_status(request: web.Request, service: Service) -> web.Response:
+async def _signed_form(request: web.Request, service: Service) -> dict[str, str] | web.Response:
+    """The form Twilio posted, or the 404/403 answer when SMS is off or the signature fails."""
     sms = service.settings.channels.sms
     if sms.auth_token is None:
         return json_error(404, "not_found", "SMS is not configured")
@@ -42,6 +53,36 @@ async def twilio_status(request: web.Request, service: Service) -> web.Response:
     validator = RequestValidator(sms.auth_token.get_secret_value())
     if not signature or not validator.validate(signed_url(service, request), params, signature):
         return json_error(403, "bad_signature", "X-Twilio-Signature does not match")
+    return params
+
+
+async def twilio_sms(request: web.Request, service: Service) -> web.Response:
+    params = await _signed_form(request, service)
+    if isinstance(params, web.Response):
+        return params
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    phone = params.get("From", "").strip()
+    if not sid or not phone:
+        return json_error(400, "bad_request", "MessageSid and From are required")
+    media = params.get("MediaUrl0") if params.get("NumMedia", "0") not in ("", "0") else None
+    message = InboundSms(
+        sid=sid,
+        phone=phone,
+        body=params.get("Body", ""),
+        received_at=datetime.now(UTC),
+        media_url=media or None,
+    )
+    answer = await service.sms_inbox.receive(message)
+    twiml = MessagingResponse()
+    if answer:
+        twiml.message(answer)
+    return web.Response(text=str(twiml), content_type="text/xml")
+
+
+async def twilio_status(request: web.Request, service: Service) -> web.Response:
+    params = await _signed_form(request, service)
+    if isinstance(params, web.Response):
+        return params
     sid = params.get("MessageSid") or params.get("SmsSid")
     state = _FINAL.get(params.get("MessageStatus", params.get("SmsStatus", "")))
     if not sid or state is None:

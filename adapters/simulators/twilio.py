@@ -25,6 +25,12 @@ fields MessageSid, MessageStatus, AccountSid, From, To, ApiVersion, SmsSid, SmsS
 on failure), signed in `X-Twilio-Signature` by twilio's own `RequestValidator`. Each attempt
 is appended to `callbacks`. `GET .../Messages/{Sid}.json` answers the resource as it stands.
 
+`send_inbound(url, from_, body)` plays a person texting one of our numbers: it POSTs the
+form Twilio sends to a number's incoming-message webhook (MessageSid, SmsSid, SmsMessageSid,
+AccountSid, From, To, Body, NumMedia, NumSegments, ApiVersion, and MediaUrl<i> /
+MediaContentType<i> per media URL), signed in `X-Twilio-Signature` with the auth token, and
+returns the status and body of the answer (TwiML); each is appended to `inbound`.
+
 Same seed, same requests in the same order -> same sids and same decisions.
 """
 
@@ -103,6 +109,16 @@ class Callback:
 
 
 @dataclass(slots=True)
+class Inbound:
+    """One inbound message posted to a webhook, and what the webhook answered."""
+
+    url: str
+    params: dict[str, str]
+    status: int
+    answer: str
+
+
+@dataclass(slots=True)
 class _Sender:
     window: deque[tuple[float, int]] = field(default_factory=deque)
 
@@ -143,6 +159,7 @@ class TwilioSimulator:
         self._tasks: set[asyncio.Task[None]] = set()
         self.messages: list[dict[str, Any]] = []
         self.callbacks: list[Callback] = []
+        self.inbound: list[Inbound] = []
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -203,6 +220,49 @@ class TwilioSimulator:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    async def send_inbound(
+        self,
+        to_url: str,
+        from_: str,
+        body: str,
+        *,
+        to: str = "+15005550001",
+        media_urls: Iterable[str] = (),
+        signature: str | None = None,
+    ) -> tuple[int, str]:
+        """POST an incoming message to `to_url` as Twilio does; returns (status, answer).
+        `signature` replaces the correct one (to test a forgery)."""
+        sid = f"SM{self._sids.getrandbits(128):032x}"
+        media = list(media_urls)
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "Body": body,
+            "From": from_,
+            "MessageSid": sid,
+            "NumMedia": str(len(media)),
+            "NumSegments": str(segments(body)),
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "To": to,
+        }
+        for index, url in enumerate(media):
+            params[f"MediaUrl{index}"] = url
+            params[f"MediaContentType{index}"] = "image/jpeg"
+        if signature is None:
+            signature = self.validator.compute_signature(to_url, params)
+        assert self._session is not None, "start the simulator first"
+        async with self._session.post(
+            to_url,
+            data=params,
+            headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as answer:
+            status, text = answer.status, await answer.text()
+        self.inbound.append(Inbound(to_url, params, status, text))
+        return status, text
 
     async def drain(self) -> None:
         """Wait until every pending status change and callback is done."""
@@ -405,6 +465,7 @@ __all__ = [
     "DEFAULT_ACCOUNT_SID",
     "DEFAULT_AUTH_TOKEN",
     "Callback",
+    "Inbound",
     "TwilioSimulator",
     "error_body",
     "segments",

@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 
-from adapters.store import schema, subscribers_sql
+from adapters.store import replies_sql, schema, subscribers_sql
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
 from broadcaster.ports import (
@@ -55,8 +55,13 @@ from broadcaster.ports import (
     DeliveryState,
     InsertResult,
     NewAlert,
+    NewReply,
+    ReplyInsertResult,
+    ReplySource,
+    ReplyState,
     Role,
     StoredAlert,
+    StoredReply,
     Subscriber,
 )
 
@@ -516,6 +521,105 @@ class PostgresStore:
             )
             for row in rows
         ]
+
+    # --- Replies ----------------------------------------------------------------------------
+
+    async def insert_reply(self, new: NewReply) -> ReplyInsertResult:
+        self._check_open()
+        params = replies_sql.insert_values(new)
+        with _translated("insert_reply"):
+            row = await self._pool.fetchrow(replies_sql.POSTGRES_INSERT, *params)
+            if row is not None:
+                return ReplyInsertResult(replies_sql.postgres_reply(row), True)
+            # A fresh snapshot after the conflict: it sees the committed earlier reply.
+            row = await self._pool.fetchrow(replies_sql.POSTGRES_BY_KEY, params[0], params[1])
+        if row is None:
+            raise StoreError("postgres insert_reply: conflicting reply vanished")
+        return ReplyInsertResult(replies_sql.postgres_reply(row), False)
+
+    async def find_reply(self, source: ReplySource, external_id: str) -> StoredReply | None:
+        self._check_open()
+        with _translated("find_reply"):
+            row = await self._pool.fetchrow(
+                replies_sql.POSTGRES_BY_KEY, ReplySource(source).value, external_id
+            )
+        return None if row is None else replies_sql.postgres_reply(row)
+
+    async def get_reply(self, reply_id: int) -> StoredReply | None:
+        self._check_open()
+        with _translated("get_reply"):
+            row = await self._pool.fetchrow(replies_sql.POSTGRES_BY_ID, reply_id)
+        return None if row is None else replies_sql.postgres_reply(row)
+
+    async def list_replies(
+        self,
+        *,
+        limit: int,
+        category: str | None = None,
+        since: datetime | None = None,
+        state: ReplyState | None = None,
+        after_id: int | None = None,
+        before_id: int | None = None,
+    ) -> list[StoredReply]:
+        self._check_open()
+        if limit <= 0:
+            return []
+        sql, params = replies_sql.list_query(
+            "postgres",
+            limit=limit,
+            category=category,
+            since=since,
+            state=state,
+            after_id=after_id,
+            before_id=before_id,
+        )
+        with _translated("list_replies"):
+            rows = await self._pool.fetch(sql, *params)
+        return [replies_sql.postgres_reply(row) for row in rows]
+
+    async def last_sms_alert(self, phone: str) -> str | None:
+        self._check_open()
+        with _translated("last_sms_alert"):
+            value = await self._pool.fetchval(replies_sql.POSTGRES_LAST_SMS_ALERT, phone)
+        return None if value is None else str(value)
+
+    async def alert_for_x_posts(self, post_ids: Sequence[str]) -> str | None:
+        self._check_open()
+        ids = [p for p in dict.fromkeys(post_ids) if p]
+        if not ids:
+            return None
+        with _translated("alert_for_x_posts"):
+            rows = await self._pool.fetch(replies_sql.POSTGRES_X_POSTS, ids)
+        return replies_sql.first_match(ids, rows)
+
+    async def get_cursor(self, name: str) -> str | None:
+        self._check_open()
+        with _translated("get_cursor"):
+            value = await self._pool.fetchval(replies_sql.POSTGRES_CURSOR, name)
+        return None if value is None else str(value)
+
+    async def set_cursor(self, name: str, value: str, at: datetime) -> None:
+        self._check_open()
+        with _translated("set_cursor"):
+            await self._pool.execute(
+                replies_sql.POSTGRES_SET_CURSOR, name, value, schema.as_utc(at)
+            )
+
+    async def record_poll_vote(
+        self, alert_id: str, voter: str, option_key: str, reply_id: int | None, at: datetime
+    ) -> bool:
+        self._check_open()
+        with _translated("record_poll_vote"):
+            status = await self._pool.execute(
+                replies_sql.POSTGRES_VOTE, alert_id, voter, option_key, reply_id, schema.as_utc(at)
+            )
+        return _row_count(status) > 0
+
+    async def poll_tally(self, alert_id: str) -> dict[str, int]:
+        self._check_open()
+        with _translated("poll_tally"):
+            rows = await self._pool.fetch(replies_sql.POSTGRES_TALLY, alert_id)
+        return replies_sql.tally(rows)
 
     # --- Subscribers ------------------------------------------------------------------------
 

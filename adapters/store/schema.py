@@ -317,6 +317,39 @@ CREATE TRIGGER alerts_event_on_approval AFTER UPDATE OF state ON alerts
 CREATE INDEX alerts_public ON alerts (seq) WHERE state = 'accepted' AND msg_type <> 'Cancel';
 """
 
+# v8: listening. Replies get their triage (categories and entities as JSON), position, media,
+# the post they answer, and a responder state (new -> acknowledged / escalated / dismissed,
+# by whom and when; `cluster_id` groups near-identical reports). `poll_votes` holds one vote
+# per voter per alert: the latest reply wins. `deliveries_sms_recipient` finds the last alert
+# texted to a number (what an SMS reply answers); partial, so other channels pay nothing.
+_V8_COMMON = """
+ALTER TABLE replies ADD COLUMN categories {json} NOT NULL DEFAULT '[]';
+ALTER TABLE replies ADD COLUMN entities {json} NOT NULL DEFAULT '{{}}';
+ALTER TABLE replies ADD COLUMN lat {real};
+ALTER TABLE replies ADD COLUMN lon {real};
+ALTER TABLE replies ADD COLUMN media_url {text};
+ALTER TABLE replies ADD COLUMN in_reply_to {text};
+ALTER TABLE replies ADD COLUMN state {text} NOT NULL DEFAULT 'new';
+ALTER TABLE replies ADD COLUMN state_by {text};
+ALTER TABLE replies ADD COLUMN state_at {time};
+ALTER TABLE replies ADD COLUMN cluster_id {bigint};
+CREATE INDEX replies_state ON replies (state, id);
+CREATE INDEX replies_received ON replies (received_at, id);
+CREATE INDEX deliveries_sms_recipient ON deliveries (recipient, id) WHERE channel = 'sms';
+CREATE TABLE poll_votes (
+    alert_id {text} NOT NULL REFERENCES alerts (id),
+    voter {text} NOT NULL,
+    option_key {text} NOT NULL,
+    reply_id {bigint},
+    voted_at {time} NOT NULL,
+    PRIMARY KEY (alert_id, voter)
+);
+"""
+_V8_SQLITE = _V8_COMMON.format(json="TEXT", real="REAL", text="TEXT", time="TEXT", bigint="INTEGER")
+_V8_POSTGRES = _V8_COMMON.format(
+    json="jsonb", real="double precision", text="text", time="timestamptz", bigint="bigint"
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "intake: alerts and api_tokens", _V1_SQLITE, _V1_POSTGRES),
     Migration(
@@ -351,6 +384,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE subscribers ADD COLUMN flagged_at TEXT;",
         "ALTER TABLE subscribers ADD COLUMN flagged text, ADD COLUMN flagged_at timestamptz;",
     ),
+    Migration(8, "replies: triage, position, media, state; poll_votes", _V8_SQLITE, _V8_POSTGRES),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import aiosqlite
 
-from adapters.store import schema, sqlite_outbox, subscribers_sql
+from adapters.store import replies_sql, schema, sqlite_outbox, subscribers_sql
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
 from broadcaster.ports import (
@@ -43,8 +43,13 @@ from broadcaster.ports import (
     DeliveryState,
     InsertResult,
     NewAlert,
+    NewReply,
+    ReplyInsertResult,
+    ReplySource,
+    ReplyState,
     Role,
     StoredAlert,
+    StoredReply,
     Subscriber,
 )
 
@@ -341,6 +346,78 @@ class SqliteStore:
     async def active_subscribers(self) -> list[Subscriber]:
         rows = await self._fetch(subscribers_sql.SQLITE_ACTIVE, ())
         return subscribers_sql.active_from_rows(rows)
+
+    # --- replies ------------------------------------------------------------------------
+
+    async def insert_reply(self, new: NewReply) -> ReplyInsertResult:
+        params = replies_sql.insert_values(new)
+        stored, created = await self._run_job(lambda conn: replies_sql.sqlite_insert(conn, params))
+        return ReplyInsertResult(stored, created)
+
+    async def find_reply(self, source: ReplySource, external_id: str) -> StoredReply | None:
+        key = (ReplySource(source).value, external_id)
+        rows = await self._fetch(replies_sql.SQLITE_BY_KEY, key)
+        return replies_sql.sqlite_reply(rows[0]) if rows else None
+
+    async def get_reply(self, reply_id: int) -> StoredReply | None:
+        rows = await self._fetch(replies_sql.SQLITE_BY_ID, (reply_id,))
+        return replies_sql.sqlite_reply(rows[0]) if rows else None
+
+    async def list_replies(
+        self,
+        *,
+        limit: int,
+        category: str | None = None,
+        since: datetime | None = None,
+        state: ReplyState | None = None,
+        after_id: int | None = None,
+        before_id: int | None = None,
+    ) -> list[StoredReply]:
+        if limit <= 0:
+            return []
+        sql, params = replies_sql.list_query(
+            "sqlite",
+            limit=limit,
+            category=category,
+            since=since,
+            state=state,
+            after_id=after_id,
+            before_id=before_id,
+        )
+        return [replies_sql.sqlite_reply(row) for row in await self._fetch(sql, params)]
+
+    async def last_sms_alert(self, phone: str) -> str | None:
+        rows = await self._fetch(replies_sql.SQLITE_LAST_SMS_ALERT, (phone,))
+        return str(rows[0][0]) if rows else None
+
+    async def alert_for_x_posts(self, post_ids: Sequence[str]) -> str | None:
+        ids = [p for p in dict.fromkeys(post_ids) if p]
+        if not ids:
+            return None
+        marks = ", ".join("?" * len(ids))
+        sql = (
+            "SELECT provider_ref, alert_id FROM deliveries "  # noqa: S608 - marks only
+            f"WHERE channel = 'x' AND provider_ref IN ({marks})"
+        )
+        return replies_sql.first_match(ids, await self._fetch(sql, ids))
+
+    async def get_cursor(self, name: str) -> str | None:
+        rows = await self._fetch(replies_sql.SQLITE_CURSOR, (name,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_cursor(self, name: str, value: str, at: datetime) -> None:
+        at_text = schema.utc_text(at)
+        await self._run_job(lambda conn: replies_sql.sqlite_set_cursor(conn, name, value, at_text))
+
+    async def record_poll_vote(
+        self, alert_id: str, voter: str, option_key: str, reply_id: int | None, at: datetime
+    ) -> bool:
+        values = (alert_id, voter, option_key, reply_id, schema.utc_text(at))
+        applied: bool = await self._run_job(lambda conn: replies_sql.sqlite_vote(conn, values))
+        return applied
+
+    async def poll_tally(self, alert_id: str) -> dict[str, int]:
+        return replies_sql.tally(await self._fetch(replies_sql.SQLITE_TALLY, (alert_id,)))
 
     # --- outbox -------------------------------------------------------------------------
 

@@ -1,0 +1,75 @@
+"""Helpers for the listening tests: a keyword stand-in for triage, the service started with
+it, and waiting for replies to be stored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from adapters.server import running_service
+from broadcaster.auth import create_token
+from broadcaster.config import load_settings
+from broadcaster.ports import Role, StoredReply
+from tests.conftest import RunningService
+
+SUSPECT_WORDS = ("knife", "gun", "suspect", "balaclava", "running")
+HAZARD_WORDS = ("fire", "smoke", "flood", "gas", "collapse")
+
+
+@dataclass(frozen=True)
+class KeywordTriage:
+    categories: frozenset[str]
+    score: float
+    entities: dict[str, list[str]] = field(default_factory=dict)
+
+
+def keyword_triage(text: str) -> KeywordTriage:
+    """A stand-in classifier: "suspect" / "hazard" by keyword, the words as entities."""
+    lowered = text.lower()
+    found = {w for w in (*SUSPECT_WORDS, *HAZARD_WORDS) if w in lowered}
+    categories = set()
+    if found & set(SUSPECT_WORDS):
+        categories.add("suspect")
+    if found & set(HAZARD_WORDS):
+        categories.add("hazard")
+    return KeywordTriage(
+        frozenset(categories), 0.9 if categories else 0.0, {"words": sorted(found)}
+    )
+
+
+async def start_listening(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningService]:
+    """The whole service (as tests.conftest.start_service) with the keyword triage."""
+    overrides.setdefault("database", {"url": f"sqlite:///{tmp_path / 'broadcaster.db'}"})
+    overrides.setdefault("http", {}).setdefault("port", 0)
+    overrides.setdefault("approval", {"two_person_severities": []})
+    settings = load_settings(None, **overrides)
+    async with (
+        running_service(settings, triage=keyword_triage) as (service, url),
+        aiohttp.ClientSession() as http,
+    ):
+        running = RunningService(service, url, http)
+        for role in Role:
+            running.tokens[role], _ = await create_token(
+                service.store, role=role, name=f"test-{role.value}"
+            )
+        yield running
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 10.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met after {within} s")
+        await asyncio.sleep(0.05)
+
+
+async def all_replies(app: RunningService) -> list[StoredReply]:
+    return await app.service.store.list_replies(limit=100_000)
