@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--config", required=True)
     create.add_argument("--days", type=float, default=None, help="expire after this many days")
+
+    triage = commands.add_parser("triage", help="triage public replies (no config needed)")
+    triage_commands = triage.add_subparsers(dest="triage_command", required=True)
+    triage_commands.add_parser(
+        "classify", help='JSON lines {"id","text"} on stdin → categories, scores, entities'
+    )
     return parser
 
 
@@ -107,6 +113,12 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
                     f"{len(parsed.errors)} row(s) refused; fix them, import again", file=sys.stderr
                 )
                 return 1
+        elif args.command == "triage":
+            from broadcaster.triage import classify_lines  # loads the model only when asked
+
+            for out in classify_lines(sys.stdin):
+                print(out, flush=False)
+            sys.stdout.flush()
         elif args.command == "token":
             settings = load_settings(args.config)
             days = timedelta(days=args.days) if args.days else None

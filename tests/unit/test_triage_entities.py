@@ -1,0 +1,101 @@
+"""Entity extraction: a table of positive and negative examples per entity kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from broadcaster.triage import Entities, extract
+
+# (text, field, expected value that must be present; None = the field must be empty)
+CASES: list[tuple[str, str, object]] = [
+    # plates: UK current, UK prefix/suffix, US, after a plate word
+    ("silver car AB12 CDE seen", "plates", "AB12 CDE"),
+    ("reg ab12cde, heading north", "plates", "AB12 CDE"),
+    ("old Escort A123 BCD", "plates", "A123 BCD"),
+    ("Mini ABC 123D parked", "plates", "ABC 123D"),
+    ("plate ABC-1234 Texas", "plates", "ABC-1234"),
+    ("California plate 7ABC123", "plates", "7ABC123"),
+    ("It happened in MAY 2015", "plates", None),
+    ("Flight 4U9525 was an A320", "plates", None),
+    ("armed with an AK47 and COVID-19 rules", "plates", None),
+    ("the M25 is closed both ways", "plates", None),
+    # vehicles
+    ("a silver Ford Focus sped off", "vehicles", "silver Ford Focus"),
+    ("white van outside", "vehicles", "white van"),
+    ("dark blue hatchback", "vehicles", "dark blue hatchback"),
+    ("black flag in the window", "vehicles", None),
+    ("statement from the White House", "vehicles", None),
+    ("give to the Red Cross", "vehicles", None),
+    # persons
+    ("a man in his 20s", "persons", "in his 20s"),
+    ("aged 30, about 6ft", "persons", "aged 30"),
+    ("wearing a black hoodie and jeans", "persons", "wearing a black hoodie"),
+    ("slim build, with a beard", "persons", "slim build"),
+    ("a 25-year-old woman", "persons", "25-year-old"),
+    ("this happened 30 years ago", "persons", None),
+    ("aged care homes", "persons", None),
+    # places
+    ("heading down Wellington Road now", "places", "Wellington Road"),
+    ("gas leak on Market St", "places", "Market St"),
+    ("postcode M1 1AE", "places", "M1 1AE"),
+    ("outside the station", "places", "outside the station"),
+    ("near Martin Place", "places", "near Martin Place"),
+    ("incendio en Calle de Alcalá", "places", "Calle de Alcalá"),
+    ("in the near future", "places", None),
+    ("think outside the box", "places", None),
+    ("Greater St. Mark Church", "places", None),
+    # coordinates
+    ("I am at 51.5074, -0.1278 help", "coordinates", (51.5074, -0.1278)),
+    ("version 1.2, 3.4", "coordinates", None),
+    ("95.1234, 10.1234", "coordinates", None),
+    # times
+    ("shots at 14:30", "times", "at 14:30"),
+    ("10 minutes ago", "times", "10 minutes ago"),
+    ("around 3pm", "times", "3pm"),
+    ("hace 5 minutos", "times", "hace 5 minutos"),
+    ("the year 2013", "times", None),
+    ("9/11 memorial", "times", None),
+    # weapons
+    ("he had a knife", "weapons", "knife"),
+    ("carrying a machete", "weapons", "machete"),
+    ("AR-15 rifle", "weapons", "ar-15"),
+    ("tenía un cuchillo", "weapons", "cuchillo"),
+    ("the gunman fled", "weapons", None),
+    ("a bombshell report", "weapons", None),
+    # media and links
+    ("photo http://pic.twitter.com/abc123", "media", "http://pic.twitter.com/abc123"),
+    ("video https://youtu.be/xyz", "media", "https://youtu.be/xyz"),
+    ("story http://t.co/AbC12", "links", "http://t.co/AbC12"),
+    ("story http://t.co/AbC12", "media", None),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "expected"), CASES)
+def test_entity_table(text: str, kind: str, expected: object) -> None:
+    """Each example finds (or, for negatives, does not find) its entity kind."""
+    found = getattr(extract(text), kind)
+    if expected is None:
+        assert found == (), f"{kind} wrongly found in {text!r}: {found}"
+    else:
+        assert expected in found, f"{expected!r} not in {found} for {text!r}"
+
+
+def test_links_are_not_mined_for_plates_or_times() -> None:
+    """Letters and digits inside a URL never become plates or times."""
+    entities = extract("see https://example.com/AB12CDE/12:30")
+    assert entities.plates == ()
+    assert entities.times == ()
+
+
+def test_as_dict_keeps_only_found_kinds() -> None:
+    """The JSON form lists only non-empty kinds, coordinates as [lat, lon]."""
+    entities = extract("knife seen at 51.5, near 40.1234, -3.5678")
+    assert entities.as_dict() == {"coordinates": [[40.1234, -3.5678]], "weapons": ["knife"]}
+    assert Entities().as_dict() == {}
+    assert Entities().kinds() == ()
+
+
+@pytest.mark.parametrize("text", ["", " ", "\x00", "🔥" * 500, "AB12 CDE" * 1000])
+def test_extract_is_total(text: str) -> None:
+    """Any string gives an Entities, never an exception."""
+    assert isinstance(extract(text), Entities)

@@ -1,0 +1,123 @@
+"""Train the triage model and write `broadcaster/triage/model.json`.
+
+    .venv/bin/python tools/train_triage.py [--data tests/data/triage] [--out PATH]
+
+Recipe (deterministic: no random draws, same data → same file):
+1. features of every post (`broadcaster.triage.text.features`, with entity kinds);
+2. leave-one-event-out CV on dev.jsonl (+ the weak CrisisLexT26 hazard rows of the other
+   events, hazard only, weight `EXTRA_WEIGHT`): out-of-fold scores for every dev post;
+3. per category, the threshold = the highest score that keeps out-of-fold recall ≥
+   `TARGET_RECALL` (recall first: a missed suspect or hazard is the costly error);
+4. the final model is fitted on all the data; the CV precision/recall at the chosen
+   thresholds are written into the file with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from broadcaster.triage import learn  # noqa: E402
+from broadcaster.triage.entities import extract  # noqa: E402
+from broadcaster.triage.model import CATEGORIES  # noqa: E402
+from broadcaster.triage.text import features  # noqa: E402
+
+L2 = 10.0
+EXTRA_WEIGHT = (0.0, 0.5)  # CrisisLexT26 says nothing about suspects
+TARGET_RECALL = 0.90
+
+
+def load(data: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """(dev posts, weak CrisisLexT26 hazard rows) from the data folder."""
+    dev = [json.loads(line) for line in (data / "dev.jsonl").read_text("utf-8").splitlines()]
+    weak = [
+        json.loads(line)
+        for line in (data / "crisislex_hazard.jsonl").read_text("utf-8").splitlines()
+    ]
+    return dev, weak
+
+
+def row(text: str) -> dict[str, float]:
+    return features(text, extract(text).kinds())
+
+
+def cross_validate(
+    dev: list[dict[str, object]], weak: list[dict[str, object]]
+) -> list[list[float]]:
+    """Leave-one-event-out scores for every dev post (the honest estimate)."""
+    return learn.leave_one_group_out(
+        [row(str(p["text"])) for p in dev],
+        [[int(str(p[c])) for c in CATEGORIES] for p in dev],
+        [str(p["event"]) for p in dev],
+        extra_rows=[row(str(w["text"])) for w in weak],
+        extra_labels=[[0, int(str(w["hazard"]))] for w in weak],
+        extra_groups=[str(w["event"]) for w in weak],
+        extra_weight=EXTRA_WEIGHT,
+        l2=L2,
+    )
+
+
+def recall_threshold(scores: list[float], truth: list[int], target: float) -> float:
+    """The highest threshold whose recall is still ≥ target."""
+    positives = sorted((s for s, t in zip(scores, truth, strict=True) if t), reverse=True)
+    needed = max(1, math.ceil(target * len(positives) - 1e-9))
+    return positives[min(needed, len(positives)) - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "tests/data/triage")
+    parser.add_argument("--out", type=Path, default=ROOT / "broadcaster/triage/model.json")
+    args = parser.parse_args()
+    dev, weak = load(args.data)
+    oof = cross_validate(dev, weak)
+    thresholds: dict[str, float] = {}
+    cv: dict[str, dict[str, float]] = {}
+    for k, category in enumerate(CATEGORIES):
+        scores = [s[k] for s in oof]
+        truth = [int(str(p[category])) for p in dev]
+        t = recall_threshold(scores, truth, TARGET_RECALL)
+        precision, recall = learn.precision_recall([s >= t for s in scores], truth)
+        p80 = learn.choose_threshold(scores, truth, 0.80)
+        _, recall_at_p80 = learn.precision_recall([s >= p80 for s in scores], truth)
+        thresholds[category] = round(t, 4)
+        cv[category] = {
+            "precision": round(precision, 3),
+            "recall": round(recall, 3),
+            "recall_at_precision_0.80": round(recall_at_p80, 3),
+        }
+        print(f"{category}: threshold {t:.3f} CV precision {precision:.3f} recall {recall:.3f}")
+    model = learn.fit(
+        [row(str(p["text"])) for p in dev] + [row(str(w["text"])) for w in weak],
+        [[int(str(p[c])) for c in CATEGORIES] for p in dev]
+        + [[0, int(str(w["hazard"]))] for w in weak],
+        [[1.0, 1.0]] * len(dev) + [list(EXTRA_WEIGHT)] * len(weak),
+        l2=L2,
+    )
+    document = {
+        "about": "broadcaster triage model: logistic regression per category over "
+        "broadcaster.triage.text.features; written by tools/train_triage.py",
+        "categories": list(CATEGORIES),
+        "l2": L2,
+        "extra_weight": list(EXTRA_WEIGHT),
+        "target_recall": TARGET_RECALL,
+        "cv": cv,
+        "thresholds": thresholds,
+        "bias": model.bias,
+        "weights": dict(sorted(model.weights.items())),
+    }
+    args.out.write_text(json.dumps(document, separators=(",", ":")) + "\n", encoding="utf-8")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB, {len(model.weights)} features)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
