@@ -48,31 +48,39 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
 
-from adapters.channels import open_channels  # noqa: E402
-from adapters.simulators.twilio import (  # noqa: E402
+from adapters.channels import open_channels
+from adapters.server import tune_collector
+from adapters.simulators.twilio import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
     TwilioSimulator,
 )
-from adapters.simulators.x import XSimulator  # noqa: E402
-from adapters.sms import SmsChannel  # noqa: E402
-from adapters.store import open_store  # noqa: E402
-from alerts.requests import AlertRequest  # noqa: E402
-from alerts.sms import render_sms  # noqa: E402
-from bench.fanout import cpu_seconds, machine, peak_rss_mb, thread_cpu_seconds  # noqa: E402
-from broadcaster.audience import SubscriberDirectory  # noqa: E402
-from broadcaster.config import SmsSettings, load_settings  # noqa: E402
-from broadcaster.intake import PayloadFormat, Submission  # noqa: E402
-from broadcaster.ports import Subscriber  # noqa: E402
-from broadcaster.ratelimit import ChannelLimiter  # noqa: E402
-from broadcaster.service import Service  # noqa: E402
+from adapters.simulators.x import XSimulator
+from adapters.sms import SmsChannel
+from adapters.store import open_store
+from alerts.requests import AlertRequest
+from alerts.sms import render_sms
+from bench.results import (
+    OK,
+    ROOT,
+    cpu_seconds,
+    format_section,
+    machine,
+    peak_rss_mb,
+    thread_cpu_seconds,
+    write_section,
+)
+from broadcaster.audience import SubscriberDirectory
+from broadcaster.config import SmsSettings, load_settings
+from broadcaster.intake import PayloadFormat, Submission
+from broadcaster.ports import Subscriber
+from broadcaster.ratelimit import ChannelLimiter
+from broadcaster.service import Service
 
-SECTION = "## Channels (bench/channels.py)"
+HEADING = "Channels (bench/channels.py)"
 TARGET_RATIO, TARGET_SELECT_SECONDS, TARGET_MAKESPAN = 0.80, 2.0, 0.05
-OK = {True: "met", False: "NOT met"}
 SEED = 20101014  # the GMP day, 14 October 2010
 CENTRE = (53.48, -2.24)
 AREA = {"description": "Manchester", "circle": {"lat": 53.48, "lon": -2.24, "radius_km": 25}}
@@ -194,8 +202,7 @@ class Simulator:
         self.url: str = json.loads(self.process.stdout.readline())["url"]
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def finish(self) -> dict[str, Any]:
         out, _ = self.process.communicate(timeout=120)
@@ -251,6 +258,7 @@ async def sms_engine(args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             [result] = await service.intake.submit(submission(SMS_ALERT))
             plan_seconds, peak_before = time.perf_counter() - started, peak_rss_mb()
+            tune_collector()  # as `broadcaster serve` does once it has started
             figures = await timed(n, service.dispatcher.drain())
             counts = (await store.delivery_counts(result.alert.id)).get("sms", {})
         finally:
@@ -280,6 +288,7 @@ async def sms_engine(args: argparse.Namespace) -> dict[str, Any]:
 
 async def sms_bare(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """`concurrency` workers: aiohttp POSTs of the same forms, or the twilio client alone."""
+    tune_collector()  # the same collector settings as the engine run
     numbers, statuses = senders(args.senders), Counter[int]()
     text = render_sms(make_alert(SMS_ALERT), language="en-GB", max_segments=3, link=None)[0]
     http = AsyncTwilioHttpClient(timeout=15.0)
@@ -491,9 +500,7 @@ def x_rows(figures: dict[str, Any], args: argparse.Namespace) -> tuple[str, str]
 
 def section(args: argparse.Namespace, rows: str, notes: list[str]) -> str:
     rate = args.senders * 1000 / 1.05
-    return f"""{SECTION}
-
-Written by `bench/channels.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
+    return f"""Written by `bench/channels.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
 Machine: {machine()}.
 
 SMS: one alert to {args.subscribers} subscribers through the Twilio simulator (mps=None, its own
@@ -515,21 +522,6 @@ than W after the one before.
 |---|---|---|---|
 {rows.rstrip()}
 """ + "".join(f"\n{note}\n" for note in notes if note)
-
-
-def write_section(text: str) -> None:
-    """As bench/fanout.py's write_section (fixed to its own heading): replace this section
-    of RESULTS.md, or append it, keeping everything else."""
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start < 0:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        following = current.find("\n## ", start + len(SECTION))
-        rest = current[following + 1 :] if following >= 0 else ""
-        updated = current[:start] + text + ("\n" + rest if rest else "")
-    path.write_text(updated)
 
 
 def main() -> None:
@@ -580,10 +572,11 @@ def main() -> None:
     if "x" in only:
         text, note = x_rows(child("x", args, Simulator("x", args)), args)
         rows, notes = rows + text, [*notes, note]
-    text = section(args, rows, notes)
-    print(text)
-    if not (args.no_write or args.quick or only != {"sms", "geo", "x"}):
-        write_section(text)
+    body = section(args, rows, notes)
+    if args.no_write or args.quick or only != {"sms", "geo", "x"}:
+        print(format_section(HEADING, body))
+    else:
+        print(write_section(HEADING, body))
 
 
 if __name__ == "__main__":

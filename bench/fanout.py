@@ -8,8 +8,8 @@ same signed bodies to the same URLs. Each run is a child process of its own, so 
 RSS (ru_maxrss) is that run's alone.
 
 Targets: engine ≥ 80 % of the bare client's rate (bookkeeping costs ≤ 20 %), engine peak RSS
-≤ 300 MB. Prints a table and writes the "Fan-out" section of bench/RESULTS.md (the rest of
-the file is left as bench/intake.py wrote it). It never fails a test run: it is not a test.
+≤ 300 MB. Prints a table and writes the "Fan-out" section of bench/RESULTS.md, keeping the
+others. It never fails a test run: it is not a test.
 
     python bench/fanout.py [--deliveries 100000] [--concurrency 32] [--no-breakdown] [--profile]
 """
@@ -23,10 +23,8 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -42,20 +40,31 @@ from typing import Any, cast
 import aiohttp
 import uvloop
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
 
-from adapters.store.sqlite import SqliteStore  # noqa: E402
-from adapters.webhook import WebhookChannel, sign  # noqa: E402
-from alerts.models import format_cap_time  # noqa: E402
-from alerts.render import render_text  # noqa: E402
-from alerts.requests import AlertRequest  # noqa: E402
-from broadcaster.config import DeliverySettings, WebhookReceiver  # noqa: E402
-from broadcaster.dispatcher import Dispatcher, DispatchPolicy  # noqa: E402
-from broadcaster.fence import CancelFence  # noqa: E402
-from broadcaster.metrics import Metrics  # noqa: E402
-from broadcaster.planner import delivery_priority  # noqa: E402
-from broadcaster.ports import (  # noqa: E402
+from adapters.server import tune_collector
+from adapters.store.sqlite import SqliteStore
+from adapters.webhook import WebhookChannel, sign
+from alerts.models import format_cap_time
+from alerts.render import render_text
+from alerts.requests import AlertRequest
+from bench.results import (
+    OK,
+    ROOT,
+    cpu_seconds,
+    format_section,
+    machine,
+    peak_rss_mb,
+    rss_mb,
+    thread_cpu_seconds,
+    write_section,
+)
+from broadcaster.config import DeliverySettings, WebhookReceiver
+from broadcaster.dispatcher import Dispatcher, DispatchPolicy
+from broadcaster.fence import CancelFence
+from broadcaster.metrics import Metrics
+from broadcaster.planner import delivery_priority
+from broadcaster.ports import (
     AlertState,
     ChannelLimits,
     ClaimedDelivery,
@@ -65,10 +74,10 @@ from broadcaster.ports import (  # noqa: E402
     PlannedDelivery,
     SendReceipt,
 )
-from tests.support.broker import free_port, wait_for_port  # noqa: E402
+from tests.support.broker import free_port, wait_for_port
 
 SECRET = "bench-fanout-secret"  # noqa: S105 - a benchmark's receiver secret
-SECTION = "## Fan-out (bench/fanout.py)"
+HEADING = "Fan-out (bench/fanout.py)"
 TARGET_RATIO = 0.80
 TARGET_RSS_MB = 300.0
 
@@ -145,8 +154,7 @@ class Sink:
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -181,31 +189,6 @@ def bench_alert() -> Any:
 
 def urls(sink_url: str, count: int) -> list[str]:
     return [f"{sink_url}/hook/{i}" for i in range(count)]
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def thread_cpu_seconds() -> dict[int, float]:
-    """CPU time (user + sys) of each of this process's threads, by thread id."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, float] = {}
-    for tid in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-            out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def rss_mb() -> float:
-    match = re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())
-    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 # --- the engine run ---------------------------------------------------------------------
@@ -336,6 +319,7 @@ async def run_engine(
                     fence=CancelFence(),
                 )
                 profiler = cProfile.Profile() if profile_path else None
+                tune_collector()  # as `broadcaster serve` does once it has started
                 setup_rss, setup_peak = rss_mb(), peak_rss_mb()
                 threads_before = thread_cpu_seconds()
                 cpu_before = cpu_seconds()
@@ -376,6 +360,7 @@ async def run_engine(
 
 
 async def run_bare(sink_url: str, count: int, concurrency: int) -> dict[str, Any]:
+    tune_collector()  # the same collector settings as the engine run
     targets = urls(sink_url, count)
     alert = bench_alert()
     alert_id = uuid.uuid4().hex
@@ -460,19 +445,6 @@ def child(mode: str, sink: Sink, args: argparse.Namespace, *extra: str) -> dict[
     return figures
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{os.cpu_count()} cores (nproc), {cpu}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
-
-
 def profile_summary(path: str, limit: int = 25) -> str:
     text = io.StringIO()
     stats = pstats.Stats(path, stream=text)
@@ -488,7 +460,6 @@ def section(
     args: argparse.Namespace,
     sink_kind: str,
 ) -> str:
-    ok = {True: "met", False: "NOT met"}
     ratio = engine["per_second"] / bare["per_second"]
     sent = engine["counts"].get("sent", 0)
     rate_ok = ratio >= TARGET_RATIO and sent == args.deliveries
@@ -515,9 +486,7 @@ def section(
         f"({figures['per_second'] / bare['per_second']:.0%} of bare; {cpu(figures)}) | | |\n"
         for label, figures in variants
     )
-    return f"""{SECTION}
-
-Written by `bench/fanout.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
+    return f"""Written by `bench/fanout.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
 Machine: {machine()}.
 
 {n} webhook deliveries of one alert to a loopback sink ({sink_kind}, its own process on
@@ -537,29 +506,15 @@ part costs.
 ({engine["seconds"]:.2f} s; {sent} sent; {cpu(engine)}; {busy(engine)}) | | |
 | bare aiohttp client, same requests | {bare["per_second"]:.0f} requests/s \
 ({bare["seconds"]:.2f} s; {bare["ok"]} answered 200; {cpu(bare)}; {busy(bare)}) | | |
-| engine / bare | {ratio:.0%} | ≥ {TARGET_RATIO:.0%} | {ok[rate_ok]} |
+| engine / bare | {ratio:.0%} | ≥ {TARGET_RATIO:.0%} | {OK[rate_ok]} |
 | engine peak RSS (ru_maxrss of the engine's own process) | {engine["peak_rss_mb"]:.0f} MB \
 (peak before the drain, i.e. while planning and setting up {n} receivers: \
 {engine["peak_rss_before_drain_mb"]:.0f} MB; RSS when the drain started: \
 {engine["rss_before_drain_mb"]:.0f} MB; the bare client's process: \
-{bare["peak_rss_mb"]:.0f} MB) | ≤ {TARGET_RSS_MB:.0f} MB | {ok[rss_ok]} |
+{bare["peak_rss_mb"]:.0f} MB) | ≤ {TARGET_RSS_MB:.0f} MB | {OK[rss_ok]} |
 | planning: one alert with {n} deliveries inserted (one transaction) | \
 {engine["insert_seconds"]:.2f} s | | |
 {rows}"""
-
-
-def write_section(text: str) -> None:
-    """Replace the Fan-out section of RESULTS.md (or append it), keeping everything else."""
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start < 0:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        following = current.find("\n## ", start + len(SECTION))
-        rest = current[following + 1 :] if following >= 0 else ""
-        updated = current[:start] + text + ("\n" + rest if rest else "")
-    path.write_text(updated)
 
 
 BREAKDOWN = (
@@ -653,10 +608,8 @@ def main() -> None:
                 print(profile_summary(path))
     finally:
         sink.stop()
-    text = section(engine, bare, variants, args, f"{sink.kind} sink")
-    print(text)
-    if not args.no_write:
-        write_section(text)
+    body = section(engine, bare, variants, args, f"{sink.kind} sink")
+    print(format_section(HEADING, body) if args.no_write else write_section(HEADING, body))
 
 
 if __name__ == "__main__":

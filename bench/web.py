@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import re
 import resource
 import shutil
@@ -38,13 +37,22 @@ from typing import Any
 import aiohttp
 import uvloop
 
-# bench/'s own modules (sys.path[0] is bench/); fanout puts the repository on sys.path.
-from fanout import ROOT, machine
-from intake import CLI, Server, alert_body
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
 
+from bench.intake import CLI, Server, alert_body
+from bench.results import (
+    OK,
+    ROOT,
+    format_section,
+    machine,
+    percentile,
+    rss_mb,
+    write_section,
+    wrk_figures,
+)
 from tests.support.broker import wait_for_port
 
-SECTION = "## Web (bench/web.py)"
+HEADING = "Web (bench/web.py)"
 TARGET_P99_S = 1.0
 TARGET_INDEX_RPS = 2000.0
 # serve does not raise its open-files limit: this wrapper raises the soft RLIMIT_NOFILE to
@@ -67,16 +75,14 @@ class WebServer(Server):
 
     def rss_mb(self) -> float:
         assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(match.group(1)) / 1024 if match else float("nan")
+        return rss_mb(self.process.pid)
 
 
 async def post_alert(session: aiohttp.ClientSession, base: str, token: str, n: int) -> str:
-    """POST bench/intake.py's alert `n` (for the web only: no SMS or X here); its id."""
-    headers = {"Authorization": f"Bearer {token}"}
-    body = {**json.loads(alert_body(n)), "channels": ["web"]}
-    async with session.post(f"{base}/v1/alerts", json=body, headers=headers) as response:
+    """POST bench/intake.py's alert `n` (channels ["web"]: no delivery planned); its id."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = alert_body(n)
+    async with session.post(f"{base}/v1/alerts", data=body, headers=headers) as response:
         answer = await response.json()
         assert response.status == 201, (response.status, answer)
     return str(answer["id"])
@@ -152,11 +158,6 @@ async def client_process(port: int, count: int) -> None:
 
 
 # --- the SSE run -------------------------------------------------------------------------
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)] if ordered else float("nan")
 
 
 async def bench_sse(folder: Path, clients: int, processes: int, alerts: int) -> dict[str, Any]:
@@ -239,19 +240,12 @@ def summary(latencies: list[float]) -> dict[str, float]:
 def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-
-    def ms(percent: str) -> float:  # wrk prints a duration as e.g. 812.00us, 38.06ms or 1.20s
-        match = re.search(percent + r"%\s+([0-9.]+)(us|ms|s)\b", out)
-        unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-        return float(match.group(1)) * unit[match.group(2)] if match else float("nan")
-
-    rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    failed = re.findall(r"(?:Non-2xx or 3xx responses:|connect|read|write|timeout) (\d+)", out)
-    return {
-        "per_second": float(rate.group(1)) if rate else 0.0,
-        "p50_ms": ms("50"),
-        "p99_ms": ms("99"),
-        "errors": sum(int(n) for n in failed),
+    figures = wrk_figures(out)
+    return {  # requests/s counts the answers that did not fail
+        "per_second": figures["ok"] / figures["seconds"],
+        "p50_ms": figures["p50_ms"],
+        "p99_ms": figures["p99_ms"],
+        "errors": figures["failed"],
     }
 
 
@@ -275,7 +269,7 @@ async def python_load(url: str, connections: int, seconds: float) -> dict[str, f
         await asyncio.gather(*(worker(s) for _ in range(connections)))
     elapsed = time.perf_counter() - started
     return {
-        "per_second": len(latencies) / elapsed,
+        "per_second": (len(latencies) - errors) / elapsed,
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "errors": errors,
@@ -315,7 +309,6 @@ async def bench_pages(folder: Path, alerts: int, connections: int, seconds: int)
 
 
 def section(sse: dict[str, Any], pages: dict[str, Any], args: argparse.Namespace) -> str:
-    ok = {True: "met", False: "NOT met"}
     n = sse["clients"]
     first, every, idx, feed = sse["first"], sse["all"], pages["index"], pages["feed"]
     first_ok = first["p99_ms"] <= TARGET_P99_S * 1000 and sse["first_received"] == n
@@ -327,9 +320,7 @@ def section(sse: dict[str, Any], pages: dict[str, Any], args: argparse.Namespace
     def ms(s: dict[str, float]) -> str:
         return f"p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms, max {s['max_ms']:.0f} ms"
 
-    return f"""{SECTION}
-
-Written by `bench/web.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
+    return f"""Written by `bench/web.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
 Machine: {machine()}.
 
 `broadcaster serve` in its own process (uvloop, SQLite), started through a wrapper that
@@ -345,34 +336,20 @@ is from just before each POST to each client's reception (the POST itself took
 |---|---|---|---|
 | SSE, first alert to {n} clients | {ms(first)}; received by {sse["first_received"]} of {n} \
 (from the 201 instead: p99 {sse["first_from_201_p99_ms"]:.0f} ms) | p99 ≤ 1 s, all \
-receive it | {ok[first_ok]} |
+receive it | {OK[first_ok]} |
 | SSE, all {sse["alerts"]} alerts x {n} clients | {ms(every)}; each received by at least \
 {sse["all_received"]} of {n}; per-alert p99 {per_alert} ms; {sse["duplicates"]} duplicates \
-| p99 ≤ 1 s, all receive each | {ok[all_ok]} |
+| p99 ≤ 1 s, all receive each | {OK[all_ok]} |
 | SSE connections | {sse["connected"]} connected in {sse["connect_seconds"]:.1f} s \
 ({sse["failed"]} failed; server's broadcaster_sse_clients {sse["server_count"]}) | | |
 | server RSS, idle → {n} streams open | {sse["rss_idle_mb"]:.0f} MB → \
 {sse["rss_connected_mb"]:.0f} MB: {sse["kb_per_connection"]:.1f} KB per connection | | |
 | `GET /`, {pages["shown"]} alerts ({pages["page_bytes"]} bytes), {args.duration} s | \
 {idx["per_second"]:.0f} requests/s, p50 {idx["p50_ms"]:.1f} ms, p99 {idx["p99_ms"]:.1f} ms, \
-{idx["errors"]:.0f} errors | ≥ 2,000 requests/s | {ok[index_ok]} |
+{idx["errors"]:.0f} errors | ≥ 2,000 requests/s | {OK[index_ok]} |
 | `GET /feed.atom` (for information) | {feed["per_second"]:.0f} requests/s, \
 p50 {feed["p50_ms"]:.1f} ms, p99 {feed["p99_ms"]:.1f} ms, {feed["errors"]:.0f} errors | | |
 """
-
-
-def write_section(text: str) -> None:
-    """Replace this section of RESULTS.md (or append it), keeping everything else."""
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start < 0:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        following = current.find("\n## ", start + len(SECTION))
-        rest = current[following + 1 :] if following >= 0 else ""
-        updated = current[:start] + text + ("\n" + rest if rest else "")
-    path.write_text(updated)
 
 
 async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -415,10 +392,8 @@ def main() -> None:
     if hard < args.clients + 100:
         sys.exit(f"RLIMIT_NOFILE hard limit {hard} is too low for {args.clients} streams")
     sse, pages = uvloop.run(run(args))
-    text = section(sse, pages, args)
-    print(text)
-    if not args.no_write:
-        write_section(text)
+    body = section(sse, pages, args)
+    print(format_section(HEADING, body) if args.no_write else write_section(HEADING, body))
 
 
 if __name__ == "__main__":
