@@ -82,11 +82,12 @@ def main() -> int:
     for k, category in enumerate(CATEGORIES):
         scores = [s[k] for s in oof]
         truth = [int(str(p[category])) for p in dev]
-        t = recall_threshold(scores, truth, TARGET_RECALL)
+        # Rounded down to the 4 places stored, so the stored threshold keeps the recall.
+        t = math.floor(recall_threshold(scores, truth, TARGET_RECALL) * 1e4) / 1e4
         precision, recall = learn.precision_recall([s >= t for s in scores], truth)
         p80 = learn.choose_threshold(scores, truth, 0.80)
         _, recall_at_p80 = learn.precision_recall([s >= p80 for s in scores], truth)
-        thresholds[category] = round(t, 4)
+        thresholds[category] = t
         cv[category] = {
             "precision": round(precision, 3),
             "recall": round(recall, 3),
