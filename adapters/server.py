@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Mapping
@@ -16,16 +15,20 @@ from aiohttp import web
 from adapters.channels import open_channels
 from adapters.http.app import create_app
 from adapters.mqtt import MqttIntake
+from adapters.mqtt_replies import ReplyPublisher
 from adapters.sms import SmsChannel
 from adapters.store import open_store
+from adapters.x import XChannel
 from adapters.x_mentions import MentionsPoller
+from broadcaster.clusters import Clusterer
 from broadcaster.config import Settings
 from broadcaster.dispatcher import Dispatcher, DispatchPolicy
 from broadcaster.fence import CancelFence
 from broadcaster.metrics import Metrics
-from broadcaster.ports import Channel, Store, Triage
-from broadcaster.replies import classify_nothing
+from broadcaster.ports import Channel, ReplySource, Store, Triage
 from broadcaster.service import Service
+from broadcaster.triage import Clusterer as TriageClusterer
+from broadcaster.triage import classify
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +57,15 @@ async def running_service(
 async def _running(
     settings: Settings, store: Store, channels: Mapping[str, Channel], triage: Triage
 ) -> AsyncIterator[tuple[Service, str]]:
-    service = Service.build(settings, store, channels=channels, triage=triage)
+    service = Service.build(
+        settings, store, channels=channels, triage=triage, clusterer=load_clusterer()
+    )
     sms = channels.get("sms")
+    if isinstance(sms, SmsChannel):
+        service.desk.return_channels[ReplySource.SMS] = sms
+    x_channel = channels.get("x")
+    if isinstance(x_channel, XChannel):
+        service.desk.return_channels[ReplySource.X] = x_channel
     if isinstance(sms, SmsChannel):
 
         async def reload_subscribers() -> None:
@@ -76,9 +86,13 @@ async def _running(
         service.opt_changed.append(opted)
     service.start_dispatcher()
     await service.start_publication()
+    await service.start_responders()
     if settings.mqtt.url:
         mqtt = MqttIntake(settings.mqtt, service, max_payload_bytes=settings.http.max_body_bytes)
         service.add_task(mqtt.run(), name="mqtt-intake")
+        publisher = ReplyPublisher(settings.mqtt)
+        service.reply_stored.append(publisher.offer)
+        service.add_task(publisher.run(), name="mqtt-replies")
     x = settings.channels.x
     if x.user_id and (x.bearer_token or x.consumer_key):
         poller = MentionsPoller(x, service.replies, store)
@@ -100,20 +114,16 @@ async def _running(
 
 
 def load_triage() -> Triage:
-    """`broadcaster.triage.classify` when that package is installed, else a triage that
-    classifies nothing (replies are still stored, linked and counted)."""
-    try:
-        module = importlib.import_module("broadcaster.triage")
-    except ImportError as exc:
-        if exc.name not in ("broadcaster.triage", "broadcaster"):
-            log.warning("broadcaster.triage failed to import (%s); replies are not classified", exc)
-        return classify_nothing
-    classify = getattr(module, "classify", None)
-    if not callable(classify):
-        log.warning("broadcaster.triage has no classify(text); replies are not classified")
-        return classify_nothing
+    """The shipped classifier (`broadcaster.triage.classify`): its model loads once, here."""
+    classify("warm-up")  # load the model at start, not on the first reply
     triage: Triage = classify
     return triage
+
+
+def load_clusterer() -> Clusterer:
+    """A fresh near-duplicate clusterer (`broadcaster.triage.Clusterer`)."""
+    clusterer: Clusterer = TriageClusterer()
+    return clusterer
 
 
 def tune_collector() -> None:

@@ -49,11 +49,12 @@ from broadcaster.audience import SubscriberDirectory
 from broadcaster.config import SmsSettings
 from broadcaster.errors import (
     ConfigError,
+    PayloadError,
     PermanentDeliveryError,
     StoreError,
     TransientDeliveryError,
 )
-from broadcaster.ports import ChannelLimits, Outbound, SendReceipt, StoredAlert
+from broadcaster.ports import ChannelLimits, Outbound, SendReceipt, StoredAlert, StoredReply
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ OPTED_OUT = 21610
 FLAG_REASONS = {21211: "21211 invalid 'To' number", 21614: "21614 not a mobile number"}
 PERMANENT_CODES = frozenset({OPTED_OUT, *FLAG_REASONS, 21612, 21408, 21602})
 RATE_LIMITED = 20429
+# Twilio's limit on one message body; a responder's answer is one message.
+MAX_ANSWER_CHARS = 1600
 _CACHE_SIZE = 256
 # Deliveries whose later parts are still owed after a transient failure (see the docstring).
 _PARTIAL_SIZE = 1024
@@ -214,6 +217,25 @@ class SmsChannel:
                 self._partial[delivery.id] = progress
             raise
         return SendReceipt(provider_ref=progress.sids[0])
+
+    async def answer(self, reply: StoredReply, text: str) -> str:
+        """A responder's answer to an SMS reply (the `ReturnChannel` port): one message to
+        the sender, from the first from-number (or the messaging service), outside the
+        outbox and its rate limits (a person types it). Returns the message sid; errors as
+        `send` maps them (an opted-out number is recorded as such)."""
+        if not reply.sender:
+            raise PayloadError("this reply has no sender", code="no_sender")
+        if not 1 <= len(text) <= MAX_ANSWER_CHARS:
+            raise PayloadError(
+                f"an SMS answer is 1 to {MAX_ANSWER_CHARS} characters", code="invalid_answer"
+            )
+        fields: dict[str, Any] = {"to": reply.sender, "body": text}
+        if self._settings.from_numbers:
+            fields["from_"] = self._settings.from_numbers[0]
+        else:
+            fields["messaging_service_sid"] = self._settings.messaging_service_sid
+        sent = await self._create(fields, reply.sender)
+        return str(sent.sid)
 
     async def _create(self, fields: dict[str, Any], recipient: str) -> Any:
         try:

@@ -41,10 +41,15 @@ from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
 from alerts.models import Alert, MsgType
-from alerts.tweet import render_posts
+from alerts.tweet import MAX_WEIGHTED_LENGTH, render_posts, weighted_length
 from broadcaster.config import XSettings
-from broadcaster.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
-from broadcaster.ports import ChannelLimits, Outbound, SendReceipt, StoredAlert
+from broadcaster.errors import (
+    ConfigError,
+    PayloadError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from broadcaster.ports import ChannelLimits, Outbound, SendReceipt, StoredAlert, StoredReply
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +237,33 @@ class XChannel:
             reply_to = post_id
         self._progress.pop(delivery_id, None)
         return self._receipt(progress.posted[-1])
+
+    async def answer(self, reply: StoredReply, text: str) -> str:
+        """A responder's answer to a mention (the `ReturnChannel` port): a post replying to
+        it, starting with the author's @handle unless the text names it. Returns the post
+        id; errors as `send` maps them."""
+        handle = reply.sender or ""
+        if handle and handle.lower() not in text.lower():
+            text = f"{handle} {text}"
+        if not text.strip() or weighted_length(text) > MAX_WEIGHTED_LENGTH:
+            raise PayloadError(
+                f"an X answer (with {handle or 'the handle'}) is at most "
+                f"{MAX_WEIGHTED_LENGTH} weighted characters",
+                code="invalid_answer",
+            )
+        client = self._client_in_loop()
+        try:
+            response = await client.create_tweet(
+                text=text, in_reply_to_tweet_id=reply.external_id, user_auth=True
+            )
+            body = await response.json()
+        except tweepy.HTTPException as exc:
+            self._observe(exc.response.headers)
+            raise self._mapped(exc) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise TransientDeliveryError(f"x: {type(exc).__name__}") from exc
+        self._observe(response.headers)
+        return str(body["data"]["id"])
 
     def _forget(
         self,

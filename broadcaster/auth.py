@@ -64,7 +64,12 @@ class Authenticator:
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise AuthError("Authorization header must be 'Bearer <token>'")
-        token = await self._lookup(hash_token(secret.strip()))
+        return await self.authenticate_hash(hash_token(secret.strip()))
+
+    async def authenticate_hash(self, token_hash: str) -> ApiToken:
+        """The token with this SHA-256 (what a signed dashboard session or stream ticket
+        carries), checked as `authenticate` checks a bearer token."""
+        token = await self._lookup(token_hash)
         if token is None:
             raise AuthError("unknown token")
         now = datetime.now(UTC)

@@ -25,6 +25,7 @@ from broadcaster.config import Settings, load_settings
 from broadcaster.errors import BroadcastError, ConfigError
 from broadcaster.logs import configure_logging
 from broadcaster.ports import Role, Store
+from broadcaster.retention import purge_once
 from broadcaster.subscribers import ParsedSubscribers, parse_subscribers_csv
 
 
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("csv", help="CSV with a header: phone,lat,lon,area_code,language,groups")
     load.add_argument("--config", required=True)
     load.add_argument("--region", help="country for numbers without +code, e.g. GB or US")
+
+    replies = commands.add_parser("replies", help="manage replies from the public")
+    reply_commands = replies.add_subparsers(dest="replies_command", required=True)
+    purge = reply_commands.add_parser(
+        "purge", help="delete replies older than [replies] retention_days now (audited)"
+    )
+    purge.add_argument("--config", required=True)
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -119,6 +127,10 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             for out in classify_lines(sys.stdin):
                 print(out, flush=False)
             sys.stdout.flush()
+        elif args.command == "replies":
+            settings = load_settings(args.config)
+            count, cutoff = wiring.run(_purge_replies(settings, wiring))
+            print(f"purged {count} replies received before {cutoff.isoformat()}")
         elif args.command == "token":
             settings = load_settings(args.config)
             days = timedelta(days=args.days) if args.days else None
@@ -151,6 +163,14 @@ async def _store_subscribers(
     store = await wiring.open_store(settings.database.url)
     try:
         return await store.upsert_subscribers(parsed.subscribers, datetime.now(UTC))
+    finally:
+        await store.close()
+
+
+async def _purge_replies(settings: Settings, wiring: Wiring) -> tuple[int, datetime]:
+    store = await wiring.open_store(settings.database.url)
+    try:
+        return await purge_once(store, settings.replies.retention_days, actor="cli")
     finally:
         await store.close()
 
@@ -259,6 +279,7 @@ broadcaster demo — config {config_path}, data in {folder}/
   public page     {base}/
   Atom feed       {base}/feed.atom   CAP index {base}/cap/index.atom
   live stream     {base}/v1/stream
+  responder desk  {base}/responders   (log in with the admin token)
   API (OpenAPI)   {base}/openapi.json
   alerts          {base}/v1/alerts
   health          {base}/healthz   {base}/readyz

@@ -48,6 +48,9 @@ class HttpSettings(_Section):
     # Web tips (POST /v1/replies) per client IP: a sustained rate per minute and a burst.
     tips_per_minute: Annotated[float, Field(gt=0, le=10_000)] = 5.0
     tips_burst: Annotated[int, Field(ge=1, le=10_000)] = 10
+    # Signs responders' dashboard sessions and stream tickets. Unset: a random secret per
+    # process (a restart logs responders out; set it when several processes share a name).
+    session_secret: SecretStr | None = None
 
     @property
     def base_url(self) -> str:
@@ -77,6 +80,9 @@ class MqttSettings(_Section):
     # The "mqtt" delivery channel (adapters.mqtt_out): every alert is published under
     # publish_prefix on its own connection. Only meaningful when url is set.
     publish_alerts: bool = True
+    # Triaged replies go to <publish_prefix>/replies/<category>; the sender (a phone number,
+    # a handle) only when this is true: signage and other systems read these topics.
+    replies_include_sender: bool = False
 
     @field_validator("url")
     @classmethod
@@ -105,6 +111,12 @@ class MqttSettings(_Section):
                         f"under {self.publish_prefix}/{level}/ (set publish_alerts = false or "
                         "change one of them)"
                     )
+        # Replies we publish must never come back as new replies (an endless loop).
+        if self.url and _topic_matches(self.replies_topic, f"{self.publish_prefix}/replies/x"):
+            raise ValueError(
+                f"replies_topic {self.replies_topic!r} would take in the replies published "
+                f"under {self.publish_prefix}/replies/ (change it or publish_prefix)"
+            )
         return self
 
 
@@ -239,6 +251,13 @@ class DeliverySettings(_Section):
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
 
 
+class RepliesSettings(_Section):
+    """Replies from the public are personal data: kept this long, then purged."""
+
+    retention_days: Annotated[float, Field(gt=0, le=36_500)] = 30.0
+    purge_interval_seconds: Annotated[float, Field(gt=0)] = 3600.0
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
     json_lines: bool = False
@@ -261,6 +280,7 @@ class Settings(BaseSettings):
     approval: ApprovalSettings = ApprovalSettings()
     alerts: AlertsSettings = AlertsSettings()
     delivery: DeliverySettings = DeliverySettings()
+    replies: RepliesSettings = RepliesSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -7,13 +7,14 @@ Every time in a record is timezone-aware; stores return UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from alerts.models import Alert
+from broadcaster.audit import AuditEntry, AuditRecord
 
 
 class Role(StrEnum):
@@ -231,6 +232,8 @@ class NewReply:
     categories: tuple[str, ...] = ()
     score: float | None = None
     entities: object = None
+    # The id of the first reply of its near-duplicate cluster (None: in none yet).
+    cluster_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +259,34 @@ class StoredReply:
     state_by: str | None = None
     state_at: datetime | None = None
     cluster_id: int | None = None
+
+
+class ReplyEventKind(StrEnum):
+    """What a reply event tells responders: a new reply, or a change to one (state, cluster)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyEvent:
+    """A reply was stored or changed. `seq` only grows within one store (the responder
+    stream's event id); it may have gaps."""
+
+    seq: int
+    reply_id: int
+    kind: ReplyEventKind
+    at: datetime
+
+
+class ReturnChannel(Protocol):
+    """Answers a reply's sender on the channel the reply came from (SMS, X)."""
+
+    async def answer(self, reply: StoredReply, text: str) -> str:
+        """Send `text` to the reply's sender; returns the provider's reference. Raises
+        PayloadError when the text cannot go on this channel (too long), else
+        TransientDeliveryError / PermanentDeliveryError as a channel's send does."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,6 +511,47 @@ class ReplyStore(Protocol):
         """option key -> votes for one alert (options nobody chose are absent)."""
         ...
 
+    async def set_reply_state(
+        self, reply_id: int, state: ReplyState, by: str, at: datetime, audit: AuditEntry
+    ) -> StoredReply | None:
+        """Set a reply's state, state_by and state_at and append `audit`, in one transaction
+        (a reply event `updated` is recorded with it). None (and nothing written) when the
+        reply does not exist."""
+        ...
+
+    async def set_reply_cluster(self, reply_id: int, cluster_id: int) -> None:
+        """Put a reply in a near-duplicate cluster (a reply event `updated` follows)."""
+        ...
+
+    async def cluster_counts(self, cluster_ids: Sequence[int]) -> dict[int, int]:
+        """cluster id -> how many stored replies share it (ids with none are absent)."""
+        ...
+
+    async def reply_events_after(self, seq: int, limit: int) -> list[ReplyEvent]:
+        """Reply events with a seq above `seq`, oldest first, at most `limit`."""
+        ...
+
+    async def last_reply_event_seq(self) -> int:
+        """The highest reply event seq (0 when there is none)."""
+        ...
+
+    async def purge_replies(
+        self, before: datetime, audit: Callable[[int], AuditEntry | None]
+    ) -> int:
+        """Delete replies received before `before`, their reply events and the poll votes
+        they cast, and append `audit(count)` (unless it is None), in one transaction;
+        returns the count."""
+        ...
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        """Append to the hash-chained audit log (see broadcaster.audit); writers are
+        serialised so the chain never forks."""
+        ...
+
+    async def audit_rows(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        """Audit rows with a seq above `after_seq`, in seq order, at most `limit`."""
+        ...
+
 
 class Store(Outbox, ReplyStore, Protocol):
     """Durable state. Every write has committed when its coroutine returns."""
@@ -571,6 +643,10 @@ class Store(Outbox, ReplyStore, Protocol):
         ...
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None: ...
+
+    async def get_alerts(self, alert_ids: Sequence[str]) -> list[StoredAlert]:
+        """The stored alerts among `alert_ids`, in no particular order (unknown ids skipped)."""
+        ...
 
     async def list_alerts(self, *, limit: int, before_seq: int | None = None) -> list[StoredAlert]:
         """Newest first; `before_seq` pages backwards."""

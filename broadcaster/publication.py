@@ -89,8 +89,9 @@ class Publication:
         """Begin after the events already stored, keeping the newest in memory for feeds."""
         last = await self._store.last_event_seq()
         recent = await self._store.events_after(max(0, last - (self._ring.maxlen or 0)), 10_000)
+        alerts = await self._alerts_of(recent)
         for event in recent:
-            stored = await self._store.get_alert(event.alert_id)
+            stored = alerts.get(event.alert_id)
             if stored is not None and is_public(stored):
                 self._ring.append(PublishedEvent(event, stored))
         self._version = recent[-1].seq if recent else last
@@ -116,17 +117,17 @@ class Publication:
     async def poll(self) -> list[PublishedEvent]:
         """Hand out the events that follow `version`, in order; returns them."""
         events = await self._store.events_after(self._version, 1000)
+        # One read for all their alerts: at intake rates a read per event would double the
+        # database work of every alert.
+        alerts = await self._alerts_of(events)
         published: list[PublishedEvent] = []
         expected = self._version + 1
         for event in events:
             if event.seq != expected and not self._gap_expired():
                 break  # hold back until the missing seq commits or is given up on
-            stored = await self._store.get_alert(event.alert_id)
-            if stored is None or not is_public(stored):  # deleted since, draft, restricted
-                expected = event.seq + 1
-                self._version = event.seq
-                continue
-            published.append(PublishedEvent(event, stored))
+            stored = alerts.get(event.alert_id)
+            if stored is not None and is_public(stored):  # else deleted, draft, restricted
+                published.append(PublishedEvent(event, stored))
             self._version = event.seq
             expected = event.seq + 1
             self._gap_since = None
@@ -138,9 +139,16 @@ class Publication:
             self._gap_since = None
         if published:
             self._ring.extend(published)
+        if events and self._version > (events[0].seq - 1):
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
         return published
+
+    async def _alerts_of(self, events: list[AlertEvent]) -> dict[str, StoredAlert]:
+        if not events:
+            return {}
+        ids = list(dict.fromkeys(e.alert_id for e in events))
+        return {a.id: a for a in await self._store.get_alerts(ids)}
 
     def _gap_expired(self) -> bool:
         return (
@@ -153,11 +161,11 @@ class Publication:
             return []
         if self._ring and self._ring[0].event.seq <= seq + 1:
             return [p for p in self._ring if seq < p.event.seq][:limit]
+        events = [e for e in await self._store.events_after(seq, limit) if e.seq <= self._version]
+        alerts = await self._alerts_of(events)
         out: list[PublishedEvent] = []
-        for event in await self._store.events_after(seq, limit):
-            if event.seq > self._version:
-                break
-            stored = await self._store.get_alert(event.alert_id)
+        for event in events:
+            stored = alerts.get(event.alert_id)
             if stored is not None and is_public(stored):
                 out.append(PublishedEvent(event, stored))
         return out

@@ -17,6 +17,8 @@ Contract of `ReplyService.ingest(reply)`:
   whose text, trimmed (and without leading @handles), is one of its keys or labels
   (case-insensitive) is that sender's vote on it. One vote per sender per alert: the latest
   (by received_at) wins.
+- Clusters: with a clusterer, a near-duplicate of an earlier reply is stored in its cluster
+  (`broadcaster.clusters`).
 - Metrics: `broadcaster_replies_total{source, category}` per stored reply and category
   ("none" without one); `broadcaster_triage_duration_seconds`.
 """
@@ -29,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from broadcaster.clusters import Clusterer, StoredClusters
 from broadcaster.metrics import Metrics
 from broadcaster.ports import (
     NewReply,
@@ -93,21 +96,30 @@ class ReplyService:
         *,
         metrics: Metrics | None = None,
         on_stored: Callable[[StoredReply], object] | None = None,
+        clusterer: Clusterer | None = None,
     ) -> None:
         self._store = store
         self.triage = triage
         self._metrics = metrics or Metrics()
         self._on_stored = on_stored
+        self._clusters = StoredClusters(clusterer, store) if clusterer is not None else None
 
     async def ingest(self, reply: Reply) -> IngestResult:
         existing = await self._store.find_reply(reply.source, reply.external_id)
         if existing is not None:
             return IngestResult(existing, created=False)
         linked = replace(reply, alert_id=await self._link(reply))
-        inserted = await self._store.insert_reply(self._triaged(linked))
+        new = self._triaged(linked)
+        placement = None
+        if self._clusters is not None:
+            placement = await self._clusters.place(new.reply.text, new.entities)
+            new = replace(new, cluster_id=placement.cluster_id)
+        inserted = await self._store.insert_reply(new)
         stored = inserted.reply
         if not inserted.created:  # a concurrent copy won the insert
             return IngestResult(stored, created=False)
+        if self._clusters is not None and placement is not None:
+            self._clusters.stored(placement, stored)
         for category in stored.categories or ("none",):
             self._metrics.replies.labels(stored.source.value, category).inc()
         vote = await self._vote(stored)

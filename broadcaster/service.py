@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broadcaster.auth import Authenticator
+from broadcaster.clusters import Clusterer
 from broadcaster.config import Settings
 from broadcaster.dispatcher import Dispatcher, DispatchPolicy
 from broadcaster.errors import StoreError
@@ -24,9 +25,12 @@ from broadcaster.fence import CancelFence
 from broadcaster.intake import IntakeService
 from broadcaster.metrics import Metrics
 from broadcaster.planner import Planner
-from broadcaster.ports import Channel, Store, Triage
+from broadcaster.ports import Channel, Store, StoredReply, Triage
 from broadcaster.publication import Publication
 from broadcaster.replies import ReplyService, classify_nothing
+from broadcaster.reply_feed import ReplyFeed
+from broadcaster.responders import ResponderDesk
+from broadcaster.retention import run_retention
 from broadcaster.sms_inbox import SmsInbox
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,11 @@ class Service:
     # `sms_inbox` (keywords first).
     replies: ReplyService
     sms_inbox: SmsInbox
+    # Responders: the feed of reply events (streams) and what they do with replies.
+    reply_feed: ReplyFeed
+    desk: ResponderDesk
+    # Called with every newly stored reply (the MQTT reply publisher listens here).
+    reply_stored: list[Callable[[StoredReply], object]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     # Called after subscribers change (the SMS audience index reloads itself).
@@ -65,10 +74,11 @@ class Service:
         metrics: Metrics | None = None,
         channels: Mapping[str, Channel] | None = None,
         triage: Triage | None = None,
+        clusterer: Clusterer | None = None,
     ) -> Service:
         """Wire the core. `channels` (by name) are the delivery channels the adapters built;
         the service closes them when the dispatcher stops. `triage` classifies replies (none:
-        `classify_nothing`)."""
+        `classify_nothing`); `clusterer` groups near-duplicates (none: no clusters)."""
         metrics = metrics or Metrics()
         channels = dict(channels or {})
         fence = CancelFence()
@@ -91,7 +101,20 @@ class Service:
             on_planned=dispatcher.wake,
             on_stored=publication.wake,
         )
-        replies = ReplyService(store, triage or classify_nothing, metrics=metrics)
+        reply_feed = ReplyFeed(store)
+        reply_stored: list[Callable[[StoredReply], object]] = [reply_feed.wake]
+
+        def stored(reply: StoredReply) -> None:
+            for listener in reply_stored:
+                listener(reply)
+
+        replies = ReplyService(
+            store,
+            triage or classify_nothing,
+            metrics=metrics,
+            on_stored=stored,
+            clusterer=clusterer,
+        )
         subscribers_changed: list[Callable[[], Awaitable[object]]] = []
         opt_changed: list[Callable[[str, bool], Awaitable[object]]] = []
         service = cls(
@@ -112,6 +135,9 @@ class Service:
             ),
             subscribers_changed=subscribers_changed,
             opt_changed=opt_changed,
+            reply_feed=reply_feed,
+            desk=ResponderDesk(store, on_change=reply_feed.wake),
+            reply_stored=reply_stored,
         )
         service.readiness["database"] = service._database_ready
         return service
@@ -128,6 +154,17 @@ class Service:
         """Follow alert events (pages, feeds, SSE) for the life of the service."""
         await self.publication.start()
         self.add_task(self.publication.run(), name="publication")
+
+    async def start_responders(self) -> None:
+        """Follow reply events (responder streams) and purge old replies, for the life of
+        the service."""
+        await self.reply_feed.start()
+        self.add_task(self.reply_feed.run(), name="reply-feed")
+        retention = self.settings.replies
+        self.add_task(
+            run_retention(self.store, retention.retention_days, retention.purge_interval_seconds),
+            name="reply-retention",
+        )
 
     def add_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background loop for the life of the service; a crash is logged, not lost."""

@@ -13,10 +13,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.http import subscribers
+from adapters.http.dashboard import register_dashboard
 from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error, json_response
 from adapters.http.feeds import get_cap_item, register_feeds
 from adapters.http.openapi import build_openapi
 from adapters.http.pages import register_pages
+from adapters.http.responders import register_responder_api
+from adapters.http.signing import Signer
 from adapters.http.tips import register_tips
 from adapters.http.twilio_hooks import twilio_sms, twilio_status
 from adapters.http.views import alert_view, delivery_view
@@ -48,6 +51,10 @@ def create_app(service: Service) -> web.Application:
     app.router.add_post("/hooks/twilio/status", twilio_status_hook)
     app.router.add_post("/hooks/twilio/sms", twilio_sms_hook)
     register_tips(app, service)
+    secret = service.settings.http.session_secret
+    signer = Signer(secret.get_secret_value().encode() if secret else None)
+    register_responder_api(app, service, signer)
+    register_dashboard(app, service, signer)
     app.router.add_post("/v1/subscribers", _admin(subscribers.create_subscriber))
     app.router.add_get("/v1/subscribers", _admin(subscribers.list_subscribers))
     app.router.add_get("/v1/subscribers/{phone}", _admin(subscribers.get_subscriber))

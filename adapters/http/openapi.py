@@ -56,6 +56,11 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _json_body(properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties}
+    return {"content": {"application/json": {"schema": schema}}}
+
+
 def build_openapi(base_url: str) -> dict[str, Any]:
     view = {"$ref": "#/components/schemas/AlertView"}
     auth = [{"bearer": []}]
@@ -263,6 +268,25 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                 }
             },
             "/v1/replies": {
+                "get": {
+                    "summary": "Replies for responders, newest first (responder or admin)",
+                    "security": auth,
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": t}}
+                        for n, t in (
+                            ("category", "string"),
+                            ("since", "string"),
+                            ("state", "string"),
+                            ("limit", "integer"),
+                            ("before", "integer"),
+                            ("after", "integer"),
+                        )
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "{replies: [...], next?}"),
+                        **_errors(400, 401, 403),
+                    },
+                },
                 "post": {
                     "summary": "A tip from the public (anonymous allowed; rate-limited per IP)",
                     "security": [],
@@ -291,6 +315,53 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     "responses": {
                         "202": _json({"type": "object"}, "stored: {id, status}"),
                         **_errors(400, 403, 415, 422, 429),
+                    },
+                },
+            },
+            "/v1/replies/{id}/{action}": {
+                "post": {
+                    "summary": "acknowledge, escalate or dismiss a reply, with an optional note "
+                    "(audited)",
+                    "security": auth,
+                    "requestBody": _json_body({"note": {"type": "string", "maxLength": 1000}}),
+                    "responses": {
+                        "200": _json({"type": "object"}, "the reply"),
+                        **_errors(400, 401, 403, 404, 415, 422),
+                    },
+                }
+            },
+            "/v1/replies/{id}/respond": {
+                "post": {
+                    "summary": "Answer the sender on the channel the reply came from (audited)",
+                    "security": auth,
+                    "requestBody": _json_body({"text": {"type": "string", "maxLength": 1600}}),
+                    "responses": {
+                        "201": _json({"type": "object"}, "{id, source, provider_ref}"),
+                        **_errors(401, 403, 404, 409, 422, 502),
+                    },
+                }
+            },
+            "/v1/replies/stream": {
+                "get": {
+                    "summary": "Server-Sent Events of new and changed replies (resume with "
+                    "Last-Event-ID); Bearer token, ?ticket= or the dashboard session",
+                    "security": auth,
+                    "responses": {
+                        "200": {
+                            "description": "event: reply",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(400, 401, 403),
+                    },
+                }
+            },
+            "/v1/replies/stream-ticket": {
+                "post": {
+                    "summary": "A 60-second ticket for EventSource on /v1/replies/stream",
+                    "security": auth,
+                    "responses": {
+                        "200": _json({"type": "object"}, "{ticket, expires_in, url}"),
+                        **_errors(401, 403),
                     },
                 }
             },

@@ -34,15 +34,16 @@ Contract:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from adapters.store import replies_sql, schema, subscribers_sql
+from adapters.store import replies_sql, responders_sql, schema, subscribers_sql
 from alerts.models import format_cap_time
+from broadcaster.audit import AuditEntry, AuditRecord
 from broadcaster.errors import StoreError
 from broadcaster.ports import (
     AlertEvent,
@@ -56,6 +57,7 @@ from broadcaster.ports import (
     InsertResult,
     NewAlert,
     NewReply,
+    ReplyEvent,
     ReplyInsertResult,
     ReplySource,
     ReplyState,
@@ -77,6 +79,7 @@ _INSERT_ALERT = (
     "ON CONFLICT DO NOTHING RETURNING seq"
 )
 _ALERT_BY_ID = f"SELECT {_COLS} FROM alerts WHERE id = $1"  # noqa: S608
+_ALERTS_BY_IDS = f"SELECT {_COLS} FROM alerts WHERE id = ANY($1::text[])"  # noqa: S608
 _ALERT_BY_KEY = f"SELECT {_COLS} FROM alerts WHERE idempotency_key = $1"  # noqa: S608
 _ALERT_BY_CAP = (
     f"SELECT {_COLS} FROM alerts "  # noqa: S608
@@ -621,6 +624,81 @@ class PostgresStore:
             rows = await self._pool.fetch(replies_sql.POSTGRES_TALLY, alert_id)
         return replies_sql.tally(rows)
 
+    # --- Responders and the audit log (adapters.store.responders_sql) -----------------------
+
+    async def set_reply_state(
+        self, reply_id: int, state: ReplyState, by: str, at: datetime, audit: AuditEntry
+    ) -> StoredReply | None:
+        self._check_open()
+        with _translated("set_reply_state"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    responders_sql.POSTGRES_SET_STATE,
+                    ReplyState(state).value,
+                    by,
+                    schema.as_utc(at),
+                    reply_id,
+                )
+                if row is None:
+                    return None
+                await _append_audit(conn, audit)
+        return replies_sql.postgres_reply(row)
+
+    async def set_reply_cluster(self, reply_id: int, cluster_id: int) -> None:
+        self._check_open()
+        with _translated("set_reply_cluster"):
+            await self._pool.execute(responders_sql.POSTGRES_SET_CLUSTER, cluster_id, reply_id)
+
+    async def cluster_counts(self, cluster_ids: Sequence[int]) -> dict[int, int]:
+        self._check_open()
+        ids = responders_sql.cluster_ids(cluster_ids)
+        if not ids:
+            return {}
+        with _translated("cluster_counts"):
+            rows = await self._pool.fetch(responders_sql.POSTGRES_CLUSTER_COUNTS, ids)
+        return responders_sql.cluster_counts(rows)
+
+    async def reply_events_after(self, seq: int, limit: int) -> list[ReplyEvent]:
+        self._check_open()
+        with _translated("reply_events_after"):
+            rows = await self._pool.fetch(responders_sql.POSTGRES_EVENTS_AFTER, seq, limit)
+        return [responders_sql.event_from_row(r, r[3]) for r in rows]
+
+    async def last_reply_event_seq(self) -> int:
+        self._check_open()
+        with _translated("last_reply_event_seq"):
+            value = await self._pool.fetchval(responders_sql.POSTGRES_LAST_EVENT)
+        return int(value)
+
+    async def purge_replies(
+        self, before: datetime, audit: Callable[[int], AuditEntry | None]
+    ) -> int:
+        self._check_open()
+        cutoff = schema.as_utc(before)
+        with _translated("purge_replies"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                for statement in responders_sql.POSTGRES_PURGE:
+                    await conn.execute(statement, cutoff)
+                count = _row_count(
+                    await conn.execute(responders_sql.POSTGRES_PURGE_REPLIES, cutoff)
+                )
+                entry = audit(count)
+                if entry is not None:
+                    await _append_audit(conn, entry)
+        return count
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        self._check_open()
+        with _translated("append_audit"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await _append_audit(conn, entry)
+
+    async def audit_rows(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        self._check_open()
+        with _translated("audit_rows"):
+            rows = await self._pool.fetch(responders_sql.POSTGRES_AUDIT_AFTER, after_seq, limit)
+        return [responders_sql.audit_from_row(r, r[1]) for r in rows]
+
     # --- Subscribers ------------------------------------------------------------------------
 
     async def upsert_subscribers(
@@ -693,6 +771,12 @@ class PostgresStore:
         with _translated("get_alert"):
             row = await self._pool.fetchrow(_ALERT_BY_ID, alert_id)
         return None if row is None else _alert(row)
+
+    async def get_alerts(self, alert_ids: Sequence[str]) -> list[StoredAlert]:
+        self._check_open()
+        with _translated("get_alerts"):
+            rows = await self._pool.fetch(_ALERTS_BY_IDS, list(alert_ids))
+        return [_alert(row) for row in rows]
 
     async def list_alerts(self, *, limit: int, before_seq: int | None = None) -> list[StoredAlert]:
         self._check_open()
@@ -771,6 +855,16 @@ class PostgresStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("postgres store is closed")
+
+
+async def _append_audit(conn: Any, entry: AuditEntry) -> AuditRecord:
+    """Append in `conn`'s open transaction, after taking the audit lock: appenders queue, so
+    each reads the hash the previous one wrote (the lock is released at commit)."""
+    await conn.execute(responders_sql.POSTGRES_LOCK, responders_sql.AUDIT_LOCK_KEY)
+    prev_hash = await conn.fetchval(responders_sql.POSTGRES_LAST_HASH)
+    digest, values = responders_sql.audit_values(entry, prev_hash)
+    seq = await conn.fetchval(responders_sql.POSTGRES_AUDIT_INSERT, *values)
+    return responders_sql.audit_record(int(seq), entry, prev_hash, digest)
 
 
 def _alert(row: Any) -> StoredAlert:

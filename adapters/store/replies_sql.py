@@ -35,14 +35,14 @@ COLUMNS = (
 )
 _INSERT_COLUMNS = (
     "source, external_id, alert_id, sender, text, received_at, categories, score, entities, "
-    "lat, lon, media_url, in_reply_to"
+    "lat, lon, media_url, in_reply_to, cluster_id"
 )
 
 # --- SQLite ------------------------------------------------------------------------------
 
 # Composed from the constant column lists only, never from input, so S608 does not apply.
 _SQLITE_INSERT = (
-    f"INSERT INTO replies ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 13)}) "  # noqa: S608
+    f"INSERT INTO replies ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 14)}) "  # noqa: S608
     "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
 )
 SQLITE_BY_ID = f"SELECT {COLUMNS} FROM replies WHERE id = ?"  # noqa: S608
@@ -68,7 +68,7 @@ SQLITE_TALLY = "SELECT option_key, COUNT(*) FROM poll_votes WHERE alert_id = ? G
 
 POSTGRES_INSERT = (
     f"INSERT INTO replies ({_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, "  # noqa: S608
-    "$7::jsonb, $8, $9::jsonb, $10, $11, $12, $13) "
+    "$7::jsonb, $8, $9::jsonb, $10, $11, $12, $13, $14) "
     f"ON CONFLICT (source, external_id) DO NOTHING RETURNING {COLUMNS}"
 )
 POSTGRES_BY_ID = f"SELECT {COLUMNS} FROM replies WHERE id = $1"  # noqa: S608
@@ -136,6 +136,7 @@ def insert_values(new: NewReply) -> list[Any]:
         reply.lon,
         reply.media_url,
         reply.in_reply_to,
+        new.cluster_id,
     ]
 
 

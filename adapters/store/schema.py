@@ -350,6 +350,56 @@ _V8_POSTGRES = _V8_COMMON.format(
     json="jsonb", real="double precision", text="text", time="timestamptz", bigint="bigint"
 )
 
+# v9: the responder feed. `reply_events` is what responders' streams follow (new replies and
+# changes of state or cluster), written by triggers in the transaction that made the change,
+# as alert_events are; AUTOINCREMENT so an id is never reused after a retention purge.
+# `replies_cluster` counts the reports of one cluster.
+_V9_SQLITE = """
+CREATE TABLE reply_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    reply_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX reply_events_reply ON reply_events (reply_id);
+CREATE TRIGGER replies_event_on_insert AFTER INSERT ON replies
+BEGIN
+    INSERT INTO reply_events (reply_id, kind, at)
+    VALUES (NEW.id, 'created', strftime('%Y-%m-%dT%H:%M:%f', 'now') || '+00:00');
+END;
+CREATE TRIGGER replies_event_on_update AFTER UPDATE OF state, state_by, state_at, cluster_id
+    ON replies
+BEGIN
+    INSERT INTO reply_events (reply_id, kind, at)
+    VALUES (NEW.id, 'updated', strftime('%Y-%m-%dT%H:%M:%f', 'now') || '+00:00');
+END;
+CREATE INDEX replies_cluster ON replies (cluster_id) WHERE cluster_id IS NOT NULL;
+"""
+_V9_POSTGRES = """
+CREATE TABLE reply_events (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    reply_id bigint NOT NULL,
+    kind text NOT NULL,
+    at timestamptz NOT NULL
+);
+CREATE INDEX reply_events_reply ON reply_events (reply_id);
+CREATE FUNCTION replies_record_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO reply_events (reply_id, kind, at) VALUES (NEW.id, 'created', now());
+    ELSIF (NEW.state, NEW.state_by, NEW.state_at, NEW.cluster_id)
+        IS DISTINCT FROM (OLD.state, OLD.state_by, OLD.state_at, OLD.cluster_id) THEN
+        INSERT INTO reply_events (reply_id, kind, at) VALUES (NEW.id, 'updated', now());
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER replies_event_on_insert AFTER INSERT ON replies
+    FOR EACH ROW EXECUTE FUNCTION replies_record_event();
+CREATE TRIGGER replies_event_on_update AFTER UPDATE OF state, state_by, state_at, cluster_id
+    ON replies FOR EACH ROW EXECUTE FUNCTION replies_record_event();
+CREATE INDEX replies_cluster ON replies (cluster_id) WHERE cluster_id IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "intake: alerts and api_tokens", _V1_SQLITE, _V1_POSTGRES),
     Migration(
@@ -385,6 +435,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE subscribers ADD COLUMN flagged text, ADD COLUMN flagged_at timestamptz;",
     ),
     Migration(8, "replies: triage, position, media, state; poll_votes", _V8_SQLITE, _V8_POSTGRES),
+    Migration(9, "reply_events: the responder feed; replies_cluster", _V9_SQLITE, _V9_POSTGRES),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

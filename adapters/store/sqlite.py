@@ -29,8 +29,9 @@ from typing import Any
 
 import aiosqlite
 
-from adapters.store import replies_sql, schema, sqlite_outbox, subscribers_sql
+from adapters.store import replies_sql, responders_sql, schema, sqlite_outbox, subscribers_sql
 from alerts.models import format_cap_time
+from broadcaster.audit import AuditEntry, AuditRecord
 from broadcaster.errors import StoreError
 from broadcaster.ports import (
     AlertEvent,
@@ -44,6 +45,7 @@ from broadcaster.ports import (
     InsertResult,
     NewAlert,
     NewReply,
+    ReplyEvent,
     ReplyInsertResult,
     ReplySource,
     ReplyState,
@@ -236,6 +238,15 @@ class SqliteStore:
         rows = await self._fetch(_ALERT_BY_ID, (alert_id,))
         return _alert(rows[0]) if rows else None
 
+    async def get_alerts(self, alert_ids: Sequence[str]) -> list[StoredAlert]:
+        found: list[StoredAlert] = []
+        for start in range(0, len(alert_ids), 500):  # well under SQLite's parameter limit
+            chunk = list(alert_ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT {_COLS} FROM alerts WHERE id IN ({marks})"  # noqa: S608
+            found.extend(_alert(row) for row in await self._fetch(sql, tuple(chunk)))
+        return found
+
     async def list_alerts(self, *, limit: int, before_seq: int | None = None) -> list[StoredAlert]:
         if before_seq is None:
             rows = await self._fetch(_ALERTS_NEWEST, (limit,))
@@ -418,6 +429,54 @@ class SqliteStore:
 
     async def poll_tally(self, alert_id: str) -> dict[str, int]:
         return replies_sql.tally(await self._fetch(replies_sql.SQLITE_TALLY, (alert_id,)))
+
+    # --- responders and the audit log (adapters.store.responders_sql) -----------------------
+
+    async def set_reply_state(
+        self, reply_id: int, state: ReplyState, by: str, at: datetime, audit: AuditEntry
+    ) -> StoredReply | None:
+        stored: StoredReply | None = await self._run_job(
+            lambda conn: responders_sql.sqlite_set_state(conn, reply_id, state, by, at, audit)
+        )
+        return stored
+
+    async def set_reply_cluster(self, reply_id: int, cluster_id: int) -> None:
+        await self._run_job(
+            lambda conn: responders_sql.sqlite_set_cluster(conn, reply_id, cluster_id)
+        )
+
+    async def cluster_counts(self, cluster_ids: Sequence[int]) -> dict[int, int]:
+        ids = responders_sql.cluster_ids(cluster_ids)
+        if not ids:
+            return {}
+        sql = responders_sql.sqlite_cluster_counts_query(len(ids))
+        return responders_sql.cluster_counts(await self._fetch(sql, ids))
+
+    async def reply_events_after(self, seq: int, limit: int) -> list[ReplyEvent]:
+        rows = await self._fetch(responders_sql.SQLITE_EVENTS_AFTER, (seq, limit))
+        return [responders_sql.event_from_row(r, datetime.fromisoformat(r[3])) for r in rows]
+
+    async def last_reply_event_seq(self) -> int:
+        rows = await self._fetch(responders_sql.SQLITE_LAST_EVENT, ())
+        return int(rows[0][0])
+
+    async def purge_replies(
+        self, before: datetime, audit: Callable[[int], AuditEntry | None]
+    ) -> int:
+        count: int = await self._run_job(
+            lambda conn: responders_sql.sqlite_purge(conn, before, audit)
+        )
+        return count
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        record: AuditRecord = await self._run_job(
+            lambda conn: responders_sql.sqlite_append_audit(conn, entry)
+        )
+        return record
+
+    async def audit_rows(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        rows = await self._fetch(responders_sql.SQLITE_AUDIT_AFTER, (after_seq, limit))
+        return [responders_sql.audit_from_row(r, datetime.fromisoformat(r[1])) for r in rows]
 
     # --- outbox -------------------------------------------------------------------------
 

@@ -36,6 +36,11 @@ class Triage:
     scores: dict[str, float]
     entities: Entities = field(default_factory=Entities)
 
+    @property
+    def score(self) -> float:
+        """The highest category score: how strongly the post calls for a responder."""
+        return max(self.scores.values(), default=0.0)
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: categories sorted, scores rounded to 3 places, non-empty entities."""
         return {

@@ -115,3 +115,13 @@ async def test_a_restarted_publication_resumes_from_the_store(store: Store) -> N
     assert [p.alert.id for p in publication.recent()] == ids[:2:-1]
     resumed = await publication.events_since(0)
     assert [p.alert.id for p in resumed] == ids
+
+
+async def test_get_alerts_reads_many_at_once(store: Store) -> None:
+    """get_alerts returns the stored alerts among the ids asked for and skips unknown ones."""
+    news = [make_new(variant()) for _ in range(3)]
+    for new in news:
+        await store.insert_alert(new)
+    got = await store.get_alerts([news[2].id, "missing", news[0].id])
+    assert sorted(a.id for a in got) == sorted([news[0].id, news[2].id])
+    assert await store.get_alerts([]) == []

@@ -30,6 +30,9 @@ class EventsOnly:
     async def last_event_seq(self) -> int:
         return max((e.seq for e in self.events), default=0)
 
+    async def get_alerts(self, alert_ids: list[str]) -> list[StoredAlert]:
+        return [await self.get_alert(alert_id) for alert_id in alert_ids]
+
     async def get_alert(self, alert_id: str) -> StoredAlert:
         alert = AlertRequest(event="Gas leak", headline="Avoid", severity=Severity.SEVERE)
         return StoredAlert(

@@ -1,0 +1,399 @@
+"""`/responders`: the responders' dashboard (HTML), on the responder API's core.
+
+Contract:
+- Without a session, `GET /responders` is a login form: a responder (or admin) pastes their
+  API token; `POST /responders/login` checks it as the API does and sets the session cookie
+  `responder_session` (HttpOnly, SameSite=Strict, Secure behind https; 12 hours, never
+  longer than the token) holding the token's SHA-256 signed with `Signer`. Every request
+  checks the token again (a revoked token's session ends at once). `POST /responders/logout`
+  clears it.
+- Forms that change something (login, logout, actions, answers) need a CSRF token and, when
+  the browser sends one, a same-site Origin (else Referer): the login form's token is tied
+  to a nonce cookie, the others to the session (`Signer.csrf`). Otherwise 403.
+- With a session, `GET /responders?category=&state=` lists the newest replies (filters as
+  the API's), each with its sender, categories, score, highlighted entities, cluster count
+  ("x12"), state with who and when, acknowledge / escalate / dismiss buttons (a note is
+  optional), and, for SMS and X replies, a form to answer the sender. `?fragment=list` is
+  the list alone (what the script swaps in). An action or answer is a plain form POST that
+  redirects back (303) with a notice: everything works without JavaScript; `responders.js`
+  only follows `/v1/replies/stream` (the session cookie authenticates it) and refreshes
+  the list.
+- Nothing inline (scripts, styles), as on the public pages.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from aiohttp import web
+
+from adapters.http.pages import When, when
+from adapters.http.responders import (
+    SESSION_COOKIE,
+    SESSION_PURPOSE,
+    parse_filters,
+)
+from adapters.http.signing import Signer
+from broadcaster.auth import require_role
+from broadcaster.errors import AuthError, DeliveryError, IntakeError
+from broadcaster.ports import ApiToken, ReplySource, ReplyState, Role, StoredReply
+from broadcaster.responders import ACTIONS
+from broadcaster.service import Service
+
+TEMPLATES = Path(__file__).parent / "templates"
+LOGIN_COOKIE = "responder_login"
+LOGIN_PURPOSE = "login"
+SESSION_SECONDS = 12 * 3600
+LIST_LIMIT = 100
+_HTML = "text/html; charset=utf-8"
+HIGHLIGHTED = ("plates", "vehicles", "persons", "places", "times", "weapons", "links", "media")
+KIND_NAMES = {
+    "plates": "Plates",
+    "vehicles": "Vehicles",
+    "persons": "Persons",
+    "places": "Places",
+    "times": "Times",
+    "weapons": "Weapons",
+    "links": "Links",
+    "media": "Media",
+    "coordinates": "Coordinates",
+}
+NOTICES = {
+    "acknowledged": "Reply {id} acknowledged.",
+    "escalated": "Reply {id} escalated.",
+    "dismissed": "Reply {id} dismissed.",
+    "answered": "Your answer to reply {id} was sent.",
+    "no_return_channel": "Reply {id} cannot be answered: it has no return channel.",
+    "invalid_answer": "Your answer to reply {id} was not sent: it is empty or too long.",
+    "provider_error": "Your answer to reply {id} was not sent: the provider refused or failed.",
+    "not_found": "Reply {id} no longer exists.",
+    "invalid": "Reply {id}: that did not work (check the note's length).",
+}
+SOURCE_NAMES = {"x": "X", "sms": "SMS", "web": "Web tip", "mqtt": "MQTT"}
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    text: str
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntityGroup:
+    kind: str
+    name: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One reply as the dashboard shows it."""
+
+    id: int
+    source: str
+    source_name: str
+    sender: str | None
+    segments: tuple[Segment, ...]
+    received: When | None
+    alert_id: str | None
+    categories: tuple[str, ...]
+    score: str | None
+    entities: tuple[EntityGroup, ...]
+    cluster_count: int
+    state: str
+    state_by: str | None
+    state_at: When | None
+    location: str | None
+    media_url: str | None
+    answerable: bool
+
+
+def entity_groups(entities: object) -> tuple[EntityGroup, ...]:
+    """The non-empty entity kinds of a reply, as text."""
+    if not isinstance(entities, dict):
+        return ()
+    groups = []
+    for kind, values in entities.items():
+        if not isinstance(values, list) or not values:
+            continue
+        shown = tuple(
+            ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            for value in values
+        )
+        groups.append(EntityGroup(str(kind), KIND_NAMES.get(str(kind), str(kind).title()), shown))
+    return tuple(groups)
+
+
+def highlight(text: str, entities: object) -> tuple[Segment, ...]:
+    """`text` cut into plain and entity segments (first occurrence of each entity, longest
+    first where they overlap, case-insensitive)."""
+    spans: list[tuple[int, int, str]] = []
+    if isinstance(entities, dict):
+        lowered = text.lower()
+        for kind in HIGHLIGHTED:
+            for value in entities.get(kind) or ():
+                if not isinstance(value, str) or not value.strip():
+                    continue
+                start = lowered.find(value.lower())
+                if start >= 0:
+                    spans.append((start, start + len(value), kind))
+    spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    segments: list[Segment] = []
+    position = 0
+    for start, end, kind in spans:
+        if start < position:
+            continue  # overlaps one already marked
+        if start > position:
+            segments.append(Segment(text[position:start]))
+        segments.append(Segment(text[start:end], kind))
+        position = end
+    if position < len(text):
+        segments.append(Segment(text[position:]))
+    return tuple(segments)
+
+
+def row(reply: StoredReply, cluster_count: int) -> Row:
+    location = None
+    if reply.lat is not None and reply.lon is not None:
+        location = f"{reply.lat:.5f}, {reply.lon:.5f}"
+    media = reply.media_url
+    if media and not media.lower().startswith(("https://", "http://")):
+        media = None
+    return Row(
+        id=reply.id,
+        source=reply.source.value,
+        source_name=SOURCE_NAMES.get(reply.source.value, reply.source.value),
+        sender=reply.sender,
+        segments=highlight(reply.text, reply.entities),
+        received=when(reply.received_at),
+        alert_id=reply.alert_id,
+        categories=reply.categories,
+        score=None if reply.score is None else f"{reply.score:.2f}",
+        entities=entity_groups(reply.entities),
+        cluster_count=cluster_count,
+        state=reply.state.value,
+        state_by=reply.state_by,
+        state_at=when(reply.state_at),
+        location=location,
+        media_url=media,
+        answerable=reply.source in (ReplySource.SMS, ReplySource.X) and bool(reply.sender),
+    )
+
+
+class Dashboard:
+    def __init__(self, service: Service, signer: Signer) -> None:
+        self._service = service
+        self._signer = signer
+        self._secure = (service.settings.http.public_url or "").lower().startswith("https://")
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            autoescape=True,
+            auto_reload=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self._templates = {
+            name: env.get_template(f"{name}.html")
+            for name in ("responders", "_replies", "responders_login")
+        }
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    async def _session(self, request: web.Request) -> tuple[str, ApiToken] | None:
+        """(the session cookie, its token) when the request carries a valid session."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        token_hash = self._signer.verify(SESSION_PURPOSE, cookie)
+        if cookie is None or token_hash is None:
+            return None
+        try:
+            token = await self._service.authenticator.authenticate_hash(token_hash)
+            require_role(token, Role.RESPONDER)
+        except AuthError:
+            return None
+        return cookie, token
+
+    def _same_origin(self, request: web.Request) -> bool:
+        claimed = request.headers.get("Origin") or request.headers.get("Referer")
+        if not claimed:
+            return True
+        parts = urlsplit(claimed)
+        ours = {request.host.lower()}
+        public = self._service.settings.http.public_url
+        if public:
+            ours.add(urlsplit(public).netloc.lower())
+        return bool(parts.scheme) and parts.netloc.lower() in ours
+
+    def _page(self, name: str, status: int = 200, **context: Any) -> web.Response:
+        body = self._templates[name].render(**context)
+        headers = {"Content-Type": _HTML, "Cache-Control": "no-store"}
+        return web.Response(text=body, status=status, headers=headers)
+
+    def _login_page(
+        self, request: web.Request, *, status: int = 200, error: str | None = None
+    ) -> web.Response:
+        nonce = request.cookies.get(LOGIN_COOKIE) or ""
+        if not (16 <= len(nonce) <= 64 and nonce.replace("-", "").replace("_", "").isalnum()):
+            nonce = secrets.token_urlsafe(24)
+        csrf = self._signer.sign(LOGIN_PURPOSE, nonce, 4 * 3600)
+        response = self._page("responders_login", status, csrf_token=csrf, error=error)
+        response.set_cookie(
+            LOGIN_COOKIE,
+            nonce,
+            httponly=True,
+            samesite="Strict",
+            secure=self._secure,
+            path="/responders",
+        )
+        return response
+
+    # --- routes -------------------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        fragment = request.query.get("fragment") == "list"
+        if session is None:
+            if fragment:
+                return web.Response(status=401, text="log in again", content_type="text/plain")
+            return self._login_page(request)
+        cookie, token = session
+        try:
+            filters = parse_filters(request.query)
+        except IntakeError:
+            filters = {"category": None, "since": None, "state": None}
+        replies = await self._service.store.list_replies(limit=LIST_LIMIT, **filters)
+        rows = [row(r, n) for r, n in await self._service.desk.with_counts(replies)]
+        query = {
+            k: v
+            for k, v in (
+                ("category", filters["category"]),
+                ("state", filters["state"].value if filters["state"] else None),
+            )
+            if v
+        }
+        back = "/responders" + (f"?{urlencode(query)}" if query else "")
+        notice = None
+        code = request.query.get("notice")
+        if code in NOTICES and (request.query.get("reply") or "").isdigit():
+            notice = NOTICES[code].format(id=int(request.query["reply"]))
+        context: dict[str, Any] = {
+            "rows": rows,
+            "csrf_token": self._signer.csrf(cookie),
+            "back": back,
+            "category": filters["category"] or "",
+            "state": filters["state"].value if filters["state"] else "",
+            "states": [s.value for s in ReplyState],
+            "actor": token.name,
+            "notice": notice,
+            "list_url": "/responders?" + urlencode({**query, "fragment": "list"}),
+        }
+        return self._page("_replies" if fragment else "responders", **context)
+
+    async def login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        nonce = request.cookies.get(LOGIN_COOKIE)
+        signed = self._signer.verify(LOGIN_PURPOSE, _field(form, "csrf_token"))
+        if not self._same_origin(request) or not nonce or signed != nonce:
+            return self._login_page(
+                request, status=403, error="This form has expired. Please log in again."
+            )
+        secret = _field(form, "token").strip()
+        try:
+            token = await self._service.authenticator.authenticate(f"Bearer {secret}")
+            require_role(token, Role.RESPONDER)
+        except AuthError as exc:
+            return self._login_page(
+                request,
+                status=exc.status,
+                error="That token is not a valid responder token."
+                if exc.status == 401
+                else "That token may not use the responder desk (it needs the responder role).",
+            )
+        ttl = float(SESSION_SECONDS)
+        if token.expires_at is not None:
+            ttl = min(ttl, (token.expires_at - datetime.now(UTC)).total_seconds())
+        cookie = self._signer.sign(SESSION_PURPOSE, token.token_hash, ttl)
+        response = _see_other("/responders")
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="Strict",
+            secure=self._secure,
+            path="/",
+            max_age=int(ttl),
+        )
+        response.del_cookie(LOGIN_COOKIE, path="/responders")
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        form = await request.post()
+        response = _see_other("/responders")
+        if session is not None and self._checked(request, session[0], form):
+            response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    async def act(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        form = await request.post()
+        if session is None:
+            return self._login_page(request, status=401, error="Your session has ended.")
+        if not self._checked(request, session[0], form):
+            raise web.HTTPForbidden(text="This form has expired; reload the page.")
+        reply_id = int(request.match_info["id"])
+        back = _back(_field(form, "back"))
+        action = request.match_info["action"]
+        desk = self._service.desk
+        try:
+            if action == "respond":
+                await desk.respond(reply_id, _field(form, "text").strip(), session[1].name)
+                code = "answered"
+            else:
+                action = _field(form, "action")
+                await desk.act(reply_id, action, session[1].name, _field(form, "note") or None)
+                code = ACTIONS[action].value
+        except IntakeError as exc:
+            code = {404: "not_found", 409: "no_return_channel"}.get(exc.status, "invalid")
+            if action == "respond" and exc.status == 422:
+                code = "invalid_answer"
+        except DeliveryError:
+            code = "provider_error"
+        joiner = "&" if "?" in back else "?"
+        return _see_other(f"{back}{joiner}notice={code}&reply={reply_id}#reply-{reply_id}")
+
+    def _checked(self, request: web.Request, session: str, form: Any) -> bool:
+        return self._same_origin(request) and self._signer.csrf_valid(
+            session, _field(form, "csrf_token")
+        )
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _back(value: str) -> str:
+    """Where an action returns to: the dashboard with its filters, nothing else."""
+    plain = value.isascii() and value.isprintable() and " " not in value
+    if plain and (value == "/responders" or value.startswith("/responders?")):
+        return value.split("#", 1)[0]
+    return "/responders"
+
+
+def register_dashboard(app: web.Application, service: Service, signer: Signer) -> None:
+    dashboard = Dashboard(service, signer)
+    app.router.add_get("/responders", dashboard.index)
+    app.router.add_post("/responders/login", dashboard.login)
+    app.router.add_post("/responders/logout", dashboard.logout)
+    app.router.add_post(r"/responders/replies/{id:\d{1,18}}/{action:state|respond}", dashboard.act)

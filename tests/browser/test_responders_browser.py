@@ -1,0 +1,124 @@
+"""The responder desk in a real browser (Chromium): log in with a token, a new tip appears
+live without a reload, acknowledge and answer work (with JavaScript off too), and axe-core
+finds no serious violations on the login page or the desk."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from broadcaster.ports import ReplyState, Role
+from tests.browser.test_public_pages_browser import axe_violations, describe
+from tests.conftest import RunningService
+from tests.support.replies import start_listening
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[RunningService]:
+    """The whole service with the keyword triage and a short SSE keep-alive."""
+    async for running in start_listening(
+        tmp_path, http={"port": 0, "sse_keepalive_seconds": 1.0, "tips_burst": 50}
+    ):
+        yield running
+
+
+async def tip(site: RunningService, text: str, **fields: object) -> int:
+    async with site.http.post(f"{site.url}/v1/replies", json={"text": text, **fields}) as r:
+        assert r.status == 202
+        reply_id: int = (await r.json())["id"]
+        return reply_id
+
+
+async def logged_in(context: BrowserContext, site: RunningService) -> Page:
+    page = await context.new_page()
+    await page.goto(f"{site.url}/responders")
+    await page.get_by_label("Responder token").fill(site.tokens[Role.RESPONDER])
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.locator("h1")).to_have_text("Replies from the public")
+    return page
+
+
+async def test_new_tip_appears_live_and_acknowledge_works(
+    browser: Browser, desk: RunningService
+) -> None:
+    """After logging in, a hazard tip POSTed to /v1/replies shows within 2 s without a
+    reload, with its entities marked; Acknowledge records who and when."""
+    context = await browser.new_context()
+    page = await logged_in(context, desk)
+    await expect(page.locator("html")).to_have_attribute("data-live", "connected")
+    await expect(page.locator("#reply-list")).to_contain_text("No replies match")
+    await page.evaluate("window.notReloaded = true")
+    reply_id = await tip(desk, "Thick smoke and fire at the old mill on Canal St")
+    article = page.locator(f"#reply-{reply_id}")
+    await expect(article).to_contain_text("Thick smoke and fire", timeout=2000)
+    await expect(article.locator(".badge.cat-hazard")).to_have_text("Hazard")
+    await expect(page.locator("#live-status")).to_contain_text(f"New reply {reply_id}")
+    assert await page.evaluate("window.notReloaded === true")
+
+    await article.get_by_role("button", name="Acknowledge").click()
+    await expect(page.locator(".notice")).to_have_text(f"Reply {reply_id} acknowledged.")
+    article = page.locator(f"#reply-{reply_id}")
+    await expect(article.locator(".handled")).to_contain_text("by test-responder at")
+    stored = await desk.service.store.get_reply(reply_id)
+    assert stored is not None
+    assert (stored.state, stored.state_by) == (ReplyState.ACKNOWLEDGED, "test-responder")
+    await context.close()
+
+
+async def test_desk_works_without_javascript(browser: Browser, desk: RunningService) -> None:
+    """With JavaScript off: log in, filter by category, dismiss with a note (audited), see
+    that a web tip cannot be answered, log out."""
+    hazard = await tip(desk, "Flood water over the road at the ford")
+    await tip(desk, "Man with a knife outside the bank")
+    context = await browser.new_context(java_script_enabled=False)
+    page = await logged_in(context, desk)
+    await page.get_by_label("Category").select_option("hazard")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator(".reply")).to_have_count(1)
+    article = page.locator(f"#reply-{hazard}")
+    await expect(article).to_contain_text("No return channel")
+    await article.get_by_label("Note (optional)").fill("duplicate of a 999 call")
+    await article.get_by_role("button", name="Dismiss").click()
+    await expect(page.locator(".notice")).to_have_text(f"Reply {hazard} dismissed.")
+    await expect(page).to_have_url(
+        f"{desk.url}/responders?category=hazard&notice=dismissed&reply={hazard}#reply-{hazard}"
+    )
+    [row] = await desk.service.store.audit_rows(0, 10)
+    assert row.detail["note"] == "duplicate of a 999 call"
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.get_by_label("Responder token")).to_be_visible()
+    await context.close()
+
+
+async def test_other_roles_cannot_log_in(browser: Browser, desk: RunningService) -> None:
+    """An issuer's token is refused with a message, and no session is made."""
+    page = await browser.new_page()
+    await page.goto(f"{desk.url}/responders")
+    await page.get_by_label("Responder token").fill(desk.tokens[Role.ISSUER])
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.locator(".form-errors")).to_contain_text("needs the responder role")
+    async with desk.http.get(f"{desk.url}/responders?fragment=list") as response:
+        assert response.status == 401
+
+
+async def test_desk_has_no_serious_accessibility_violations(
+    browser: Browser, desk: RunningService, axe_script: Path
+) -> None:
+    """axe-core finds no serious or critical violations on the login page and on a desk
+    with categories, states, clusters, entities and a notice."""
+    page = await browser.new_page()
+    await page.goto(f"{desk.url}/responders")
+    violations = await axe_violations(page, axe_script)
+    assert not violations, describe(violations)
+
+    first = await tip(desk, "Gas smell and smoke near the school gates", lat=53.48, lon=-2.24)
+    await tip(desk, "Gas smell and smoke near the school gates")
+    await tip(desk, "Suspect running with a knife", media_url="https://example.org/p.jpg")
+    page = await logged_in(await browser.new_context(), desk)
+    await page.locator(f"#reply-{first}").get_by_role("button", name="Escalate").click()
+    await expect(page.locator(".notice")).to_be_visible()
+    violations = await axe_violations(page, axe_script)
+    assert not violations, describe(violations)

@@ -1,0 +1,70 @@
+"""The dashboard's entity highlighting and signed values (sessions, tickets, CSRF)."""
+
+from __future__ import annotations
+
+from adapters.http.dashboard import Segment, _back, entity_groups, highlight
+from adapters.http.signing import Signer
+
+
+def test_entities_are_marked_in_the_text() -> None:
+    """Each entity's first occurrence is marked with its kind, case-insensitively; the rest
+    stays plain, in order, and nothing is lost."""
+    text = "Silver van ab12 cde near Market St at 10pm with a knife"
+    entities = {
+        "plates": ["AB12 CDE"],
+        "places": ["Market St"],
+        "times": ["10pm"],
+        "weapons": ["knife"],
+        "coordinates": [[53.4, -2.2]],
+        "words": ["ignored"],
+    }
+    segments = highlight(text, entities)
+    assert "".join(s.text for s in segments) == text
+    assert [s for s in segments if s.kind] == [
+        Segment("ab12 cde", "plates"),
+        Segment("Market St", "places"),
+        Segment("10pm", "times"),
+        Segment("knife", "weapons"),
+    ]
+    assert highlight("plain", None) == (Segment("plain"),)
+
+
+def test_entity_groups_list_non_empty_kinds() -> None:
+    """Empty kinds are left out; coordinates read as "lat, lon"."""
+    groups = entity_groups({"plates": ["AB12 CDE"], "persons": [], "coordinates": [[53.4, -2.2]]})
+    assert [(g.name, g.values) for g in groups] == [
+        ("Plates", ("AB12 CDE",)),
+        ("Coordinates", ("53.4, -2.2",)),
+    ]
+    assert entity_groups(["not", "a", "dict"]) == ()
+
+
+def test_signed_values_expire_and_keep_to_their_purpose() -> None:
+    """A signed value verifies for its purpose until it expires; another purpose, another
+    secret or a changed byte does not; CSRF tokens belong to one session."""
+    now = [1000.0]
+    signer = Signer(b"k" * 32, clock=lambda: now[0])
+    ticket = signer.sign("stream-ticket", "abc123", 60)
+    assert signer.verify("stream-ticket", ticket) == "abc123"
+    assert signer.verify("session", ticket) is None
+    assert Signer(b"x" * 32, clock=lambda: now[0]).verify("stream-ticket", ticket) is None
+    assert signer.verify("stream-ticket", ticket.replace("abc123", "abc124")) is None
+    now[0] += 61
+    assert signer.verify("stream-ticket", ticket) is None
+    assert signer.csrf_valid("session-a", signer.csrf("session-a"))
+    assert not signer.csrf_valid("session-b", signer.csrf("session-a"))
+    assert not signer.csrf_valid("session-a", None)
+
+
+def test_actions_only_return_to_the_dashboard() -> None:
+    """An action's `back` stays on /responders (with its filters); anything else, or a value
+    that could split a header, goes to /responders."""
+    assert _back("/responders?category=hazard&state=new") == "/responders?category=hazard&state=new"
+    assert _back("/responders#reply-3") == "/responders"
+    for bad in (
+        "https://evil.example/",
+        "//evil.example",
+        "/responders?x=1\r\nSet-Cookie: a=b",
+        "",
+    ):
+        assert _back(bad) == "/responders"
