@@ -69,18 +69,20 @@ class Clusterer:
         """The cluster of `text` (an existing one when it repeats an earlier post)."""
         words = [w for w in tokens_of(text)[0] if w not in _NOISE]
         exact: tuple[str, object] = ("text", " ".join(words))
-        shingles = _shingles(words)
-        bands: list[tuple[str, object]] = (
-            [("band", b) for b in _bands(shingles)] if len(shingles) >= _MIN_SHINGLES else []
-        )
         plates: list[tuple[str, object]] = (
             [("plate", p) for p in entities.plates] if entities else []
         )
-
         found = self._index.get(exact)
         for key in plates:
             found = found or self._index.get(key)
+        # Shingles and bands (MinHash, the costly part) only for what no exact key matched:
+        # in a flood of retweets most posts repeat one seen before.
+        shingles: frozenset[int] = frozenset()
+        bands: list[tuple[str, object]] = []
         if found is None:
+            shingles = _shingles(words)
+            if len(shingles) >= _MIN_SHINGLES:
+                bands = [("band", b) for b in _bands(shingles)]
             for key in bands:
                 candidate = self._index.get(key)
                 if candidate and self._close(shingles, self._clusters[candidate].shingles):
