@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/channels.py
+	$(BIN)/python bench/correction.py
+	$(BIN)/python bench/triage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-data

@@ -177,6 +177,7 @@ class FacebookChannel:
         if settings.page_id is None or settings.page_token is None:
             raise ValueError("the Facebook channel needs [channels.facebook] page_id and token")
         self._page_id = settings.page_id
+        self._exercises = settings.exercises
         self._token = settings.page_token
         self._url = f"{settings.api_base}/{settings.api_version}/{settings.page_id}/feed"
         self._session = session
@@ -199,6 +200,10 @@ class FacebookChannel:
 
     def audience(self, alert: Alert) -> list[str]:
         return [self._page_id]
+
+    def exercise_audience(self, alert: Alert) -> list[str]:
+        """Exercises and tests are posted only on a Page configured for them."""
+        return [self._page_id] if self._exercises else []
 
     def cost(self, alert: StoredAlert, recipient: str) -> int:
         return 1

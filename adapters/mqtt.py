@@ -87,6 +87,7 @@ class MqttIntake:
         self._connected = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         service.readiness["mqtt"] = self._ready
+        service.metrics.mqtt_connected.labels("intake").set(0)  # the series exists from start
 
     @property
     def topic(self) -> str:
@@ -109,7 +110,7 @@ class MqttIntake:
                     await client.subscribe(self.topic, qos=1)
                     await client.subscribe(self.replies_topic, qos=1)
                     self._connected.set()
-                    metrics.mqtt_connected.set(1)
+                    metrics.mqtt_connected.labels("intake").set(1)
                     log.info(
                         "mqtt connected to %s:%s, subscribed to %s",
                         self._host,
@@ -122,7 +123,7 @@ class MqttIntake:
                 log.warning("mqtt connection lost or refused (%s); retrying in %.1fs", exc, delay)
             finally:
                 self._connected.clear()
-                metrics.mqtt_connected.set(0)
+                metrics.mqtt_connected.labels("intake").set(0)
             metrics.mqtt_reconnects.inc()
             await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
             delay = min(delay * 2, 30.0)

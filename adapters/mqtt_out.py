@@ -201,6 +201,7 @@ class MqttOutChannel:
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._identifier = f"{settings.client_id}-out"
+        self._exercises = settings.exercises
         self._prefix = settings.publish_prefix
         self._base_url = base_url.rstrip("/")
         self._superseded = superseded
@@ -209,6 +210,8 @@ class MqttOutChannel:
         self._areas = RetainedAreas()
         self._client: aiomqtt.Client | None = None
         self._connecting = asyncio.Lock()
+        # Told True on each connect, False when a connection is dropped (a metrics gauge).
+        self.on_connection: Callable[[bool], None] = lambda up: None
 
     def __repr__(self) -> str:
         return (
@@ -226,6 +229,10 @@ class MqttOutChannel:
 
     def audience(self, alert: Alert) -> list[str]:
         return [RECIPIENT]
+
+    def exercise_audience(self, alert: Alert) -> list[str]:
+        """Exercises and tests are published only when `mqtt.exercises` is set."""
+        return [RECIPIENT] if self._exercises else []
 
     def cost(self, alert: StoredAlert, recipient: str) -> int:
         return 1
@@ -245,6 +252,7 @@ class MqttOutChannel:
                 return self._client  # another send reconnected meanwhile
             if self._client is not None:
                 stale, self._client = self._client, None
+                self.on_connection(False)
                 await _disconnect(stale)
             fresh = aiomqtt.Client(
                 self._host,
@@ -265,6 +273,7 @@ class MqttOutChannel:
                 ) from exc
             log.info("mqtt publisher connected to %s:%s", self._host, self._port)
             self._client = fresh
+            self.on_connection(True)
             return fresh
 
     async def send(self, message: Outbound) -> SendReceipt:
@@ -289,6 +298,7 @@ class MqttOutChannel:
         except (aiomqtt.MqttError, OSError) as exc:
             if self._client is client:
                 self._client = None
+                self.on_connection(False)
                 await _disconnect(client)
             raise TransientDeliveryError(
                 f"mqtt broker {self._host}:{self._port}: publish failed: {exc}"

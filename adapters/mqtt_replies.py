@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -78,6 +79,8 @@ class ReplyPublisher:
         self._timeout = timeout_seconds
         self._queue: asyncio.Queue[StoredReply] = asyncio.Queue(queue_size)
         self.published = 0
+        # Told True on each connect, False when the connection is dropped (a metrics gauge).
+        self.on_connection: Callable[[bool], None] = lambda up: None
 
     def __repr__(self) -> str:
         return f"ReplyPublisher(broker={self._host}:{self._port}, prefix={self._prefix!r})"
@@ -118,12 +121,14 @@ class ReplyPublisher:
                     except (aiomqtt.MqttError, OSError) as exc:
                         log.warning("mqtt reply %s not published (retrying): %s", reply.id, exc)
                         if client is not None:
+                            self.on_connection(False)
                             await _disconnect(client)
                             client = None
                         await asyncio.sleep(backoff)
                         backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
         finally:
             if client is not None:
+                self.on_connection(False)
                 await _disconnect(client)
 
     async def _connect(self) -> aiomqtt.Client:
@@ -140,6 +145,7 @@ class ReplyPublisher:
         )
         await client.__aenter__()
         log.info("mqtt reply publisher connected to %s:%s", self._host, self._port)
+        self.on_connection(True)
         return client
 
 

@@ -15,9 +15,11 @@ from aiohttp import web
 from adapters.channels import open_channels
 from adapters.http.app import create_app
 from adapters.mqtt import MqttIntake
+from adapters.mqtt_out import MqttOutChannel
 from adapters.mqtt_replies import ReplyPublisher
 from adapters.sms import SmsChannel
 from adapters.store import open_store
+from adapters.store.schema import LATEST_VERSION
 from adapters.x import XChannel
 from adapters.x_mentions import MentionsPoller
 from broadcaster.clusters import Clusterer
@@ -84,13 +86,21 @@ async def _running(
                 await reload_subscribers()  # opted out before the last load
 
         service.opt_changed.append(opted)
+    service.require_schema(LATEST_VERSION)
+    connected = service.metrics.mqtt_connected
+    mqtt_channel = channels.get("mqtt")
+    if isinstance(mqtt_channel, MqttOutChannel):
+        mqtt_channel.on_connection = connected.labels("publisher").set
     service.start_dispatcher()
+    service.start_outbox_gauges()
+    service.start_approvals()
     await service.start_publication()
     await service.start_responders()
     if settings.mqtt.url:
         mqtt = MqttIntake(settings.mqtt, service, max_payload_bytes=settings.http.max_body_bytes)
         service.add_task(mqtt.run(), name="mqtt-intake")
         publisher = ReplyPublisher(settings.mqtt)
+        publisher.on_connection = connected.labels("replies").set
         service.reply_stored.append(publisher.offer)
         service.add_task(publisher.run(), name="mqtt-replies")
     x = settings.channels.x

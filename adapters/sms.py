@@ -161,6 +161,13 @@ class SmsChannel:
     def audience(self, alert: Alert) -> list[str]:
         return self._directory.recipients(alert)
 
+    def exercise_audience(self, alert: Alert) -> list[str]:
+        """An exercise or test reaches only the `exercise_group` (none when unset)."""
+        group = self._settings.exercise_group
+        if group is None:
+            return []
+        return self._directory.recipients(alert, required_group=group)
+
     def messages_for(self, stored: StoredAlert, recipient: str) -> tuple[str, ...]:
         """The message(s) for this subscriber, rendered once per alert and language."""
         language = self._directory.language_of(recipient)

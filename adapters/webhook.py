@@ -136,6 +136,8 @@ class WebhookChannel:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._receivers: dict[str, _Receiver] = {}
+        # Receivers that also take exercises and tests (a training system).
+        self._exercise_receivers: list[str] = []
         # One keyed HMAC per distinct secret (receivers often share one): ~1 KB each.
         macs: dict[bytes, hmac.HMAC] = {}
         for receiver in receivers:
@@ -147,6 +149,8 @@ class WebhookChannel:
                     # Keyed once; each send copies it rather than re-deriving the key pads.
                     mac = macs[secret] = hmac.new(secret, digestmod=hashlib.sha256)
                 self._receivers[receiver.url] = _Receiver(safe_url=_safe_url(receiver.url), mac=mac)
+                if receiver.exercises:
+                    self._exercise_receivers.append(receiver.url)
         self._session = session
         self._limits = limits if limits is not None else ChannelLimits(concurrency=32)
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -168,6 +172,10 @@ class WebhookChannel:
     def audience(self, alert: Alert) -> list[str]:
         """Every receiver URL, in config order, each once."""
         return list(self._receivers)
+
+    def exercise_audience(self, alert: Alert) -> list[str]:
+        """The receivers configured with `exercises = true`, in config order."""
+        return list(self._exercise_receivers)
 
     def cost(self, alert: StoredAlert, recipient: str) -> int:
         return 1

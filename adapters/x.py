@@ -178,6 +178,10 @@ class XChannel:
     def audience(self, alert: Alert) -> list[str]:
         return [TIMELINE]
 
+    def exercise_audience(self, alert: Alert) -> list[str]:
+        """Exercises and tests are posted only on an account configured for them."""
+        return [TIMELINE] if self._settings.exercises else []
+
     def posts_for(self, stored: StoredAlert) -> list[str]:
         """The posts of this alert, rendered once per alert."""
         posts = self._posts.get(stored.id)

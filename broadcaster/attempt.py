@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.models import reference_parts
+from alerts.models import MsgType, reference_parts
 from broadcaster.alert_cache import AlertCache
 from broadcaster.circuit import CircuitBreaker
 from broadcaster.errors import PermanentDeliveryError, TransientDeliveryError
@@ -77,6 +77,7 @@ class Attempt:
         }
         self._send_seconds = self.metrics.send_seconds.labels(name)
         self._wait_seconds = self.metrics.ratelimit_wait_seconds.labels(name)
+        self._latency_seconds = self.metrics.delivery_latency_seconds.labels(name)
         # An alert's fence key, per alert id: one alert fans out to many deliveries.
         self._keys: dict[str, tuple[str, str, str]] = {}
         # Sends in progress and their deadlines; `watch_deadlines` cancels overdue ones.
@@ -86,10 +87,11 @@ class Attempt:
         self._timed_out: set[asyncio.Task[Any]] = set()
 
     async def run(
-        self, delivery: ClaimedDelivery, task: asyncio.Task[Any]
+        self, delivery: ClaimedDelivery, task: asyncio.Task[Any], claimed_at: float | None = None
     ) -> DeliveryOutcome | None:
         """Attempt `delivery` on the worker `task` (passed in: looking it up costs more than
-        most of what happens here)."""
+        most of what happens here). `claimed_at` (`time.perf_counter()` at the claim) times
+        the claim-to-answer latency."""
         # The claimer prefetched the alert and its state: no await until the limiter queue,
         # so workers reach it in queue (priority) order.
         stored = self.alerts.peek(delivery.alert_id) or await self.alerts.get(delivery.alert_id)
@@ -106,6 +108,7 @@ class Attempt:
         if self._expired(delivery):
             return self._finished(delivery, DeliveryState.EXPIRED, "alert expired")
         await self.breaker.wait_ready()
+        started: float | None = None
         try:
             cost = self.channel.cost(stored, delivery.recipient)
             while True:
@@ -132,24 +135,41 @@ class Attempt:
             started = time.perf_counter()
             receipt = await self._send(message, task)
         except PermanentDeliveryError as exc:
+            self._answered(started, claimed_at)
             self.breaker.record_success()  # the provider answered: it is healthy
             self.metrics.provider_errors.labels(
                 self.channel.name, "permanent", exc.code or "-"
             ).inc()
             return self._finished(delivery, DeliveryState.FAILED, f"permanent: {exc}")
         except TransientDeliveryError as exc:
+            self._answered(started, claimed_at)
             return self._transient(delivery, exc)
         except BaseException:
             self.breaker.release_trial()
             raise
-        self._send_seconds.observe(time.perf_counter() - started)
+        self._answered(started, claimed_at)
         self.breaker.record_success()
         if receipt.rate_remaining is not None or receipt.rate_reset_at is not None:
             self.limiter.observe(receipt.rate_remaining, receipt.rate_reset_at)
         self._outcomes["sent"].inc()
+        sent_at = self.now()
+        since_received = (sent_at - stored.received_at).total_seconds()
+        self.metrics.first_sent(self.channel.name, stored.id, since_received)
+        if stored.alert.msg_type is MsgType.CANCEL:
+            self.metrics.correction_sent(stored.id, since_received)
         return DeliveryOutcome(
-            delivery.id, DeliveryState.SENT, self.now(), provider_ref=receipt.provider_ref
+            delivery.id, DeliveryState.SENT, sent_at, provider_ref=receipt.provider_ref
         )
+
+    def _answered(self, started: float | None, claimed_at: float | None) -> None:
+        """The provider answered (or the send timed out): time the send, and the whole way
+        from the claim."""
+        if started is None:  # the error came before the send started
+            return
+        now = time.perf_counter()
+        self._send_seconds.observe(now - started)
+        if claimed_at is not None:
+            self._latency_seconds.observe(now - claimed_at)
 
     async def watch_deadlines(self) -> None:
         """Run for the life of the channel: cancel sends past `send_timeout`, which then

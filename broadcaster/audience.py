@@ -11,7 +11,8 @@ Contract:
   info blocks (see `alerts.geo`), in subscriber order, each once; when the alert names groups
   (`Alert.groups`) or the caller passes `groups`, only subscribers in at least one of them.
   An alert without areas reaches nobody by SMS: a desk that means "everyone" draws the
-  area, so a missing area never becomes a city-wide text.
+  area, so a missing area never becomes a city-wide text. With `required_group` (the SMS
+  exercise group) only subscribers in that group, whatever else matches.
 - `language_of(phone)` is the subscriber's language, for choosing the info block to send.
 """
 
@@ -52,7 +53,9 @@ class SubscriberDirectory:
     def __len__(self) -> int:
         return len(self._subscribers) - len(self._opted_out | self._flagged)
 
-    def recipients(self, alert: Alert, groups: Iterable[str] = ()) -> list[str]:
+    def recipients(
+        self, alert: Alert, groups: Iterable[str] = (), *, required_group: str | None = None
+    ) -> list[str]:
         wanted = frozenset(groups) | alert.groups
         areas = [area for info in alert.infos for area in info.areas]
         chosen: list[str] = []
@@ -61,6 +64,8 @@ class SubscriberDirectory:
             if subscriber.phone in self._opted_out or subscriber.phone in self._flagged:
                 continue
             if wanted and wanted.isdisjoint(subscriber.groups):
+                continue
+            if required_group is not None and required_group not in subscriber.groups:
                 continue
             chosen.append(subscriber.phone)
         return chosen

@@ -20,11 +20,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from broadcaster.auth import create_token
+from broadcaster.audit import Verification, audit_pages, export_line, verify_log
+from broadcaster.audit import record as audit_record
+from broadcaster.auth import create_token, revoke_tokens, token_fields
 from broadcaster.config import Settings, load_settings
 from broadcaster.errors import BroadcastError, ConfigError
 from broadcaster.logs import configure_logging
-from broadcaster.ports import Role, Store
+from broadcaster.ports import ApiToken, Role, Store
 from broadcaster.retention import purge_once
 from broadcaster.subscribers import ParsedSubscribers, parse_subscribers_csv
 
@@ -81,7 +83,38 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", required=True)
     create.add_argument("--config", required=True)
-    create.add_argument("--days", type=float, default=None, help="expire after this many days")
+    create.add_argument(
+        "--valid-for",
+        "--days",
+        dest="days",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="expire after this many days (default: never)",
+    )
+    revoke = token_commands.add_parser(
+        "revoke", help="revoke a token by id, or every live token of a name (audited)"
+    )
+    revoke.add_argument("--config", required=True)
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", dest="token_id")
+    which.add_argument("--name")
+    listing = token_commands.add_parser(
+        "list", help="list tokens: id, name, role, created, expires, revoked (never secrets)"
+    )
+    listing.add_argument("--config", required=True)
+
+    audit = commands.add_parser("audit", help="check and export the audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check the hash chain over every row; exit 0 only when intact"
+    )
+    verify.add_argument("--config", required=True)
+    export = audit_commands.add_parser(
+        "export", help="print the log as JSON lines, one per row, with prev_hash and hash"
+    )
+    export.add_argument("--config", required=True)
+    export.add_argument("--since", help="only rows at or after this ISO 8601 time")
 
     triage = commands.add_parser("triage", help="triage public replies (no config needed)")
     triage_commands = triage.add_subparsers(dest="triage_command", required=True)
@@ -110,7 +143,9 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
         elif args.command == "subscribers":
             settings = load_settings(args.config)
             parsed = _read_subscribers(Path(args.csv), args.region)
-            created, updated = wiring.run(_store_subscribers(settings, parsed, wiring))
+            created, updated = wiring.run(
+                _store_subscribers(settings, parsed, wiring, Path(args.csv).name)
+            )
             print(
                 f"imported {len(parsed.subscribers)} subscribers ({created} new, {updated} updated)"
             )
@@ -133,10 +168,10 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             print(f"purged {count} replies received before {cutoff.isoformat()}")
         elif args.command == "token":
             settings = load_settings(args.config)
-            days = timedelta(days=args.days) if args.days else None
-            secret = wiring.run(_create_token(settings, Role(args.role), args.name, days, wiring))
-            print(f"created {args.role} token for {args.name!r}; it is shown only once:")
-            print(secret)
+            return _token_command(args, settings, wiring)
+        elif args.command == "audit":
+            settings = load_settings(args.config)
+            return _audit_command(args, settings, wiring)
     except ConfigError as exc:
         print(f"broadcaster: {exc}", file=sys.stderr)
         return 2
@@ -157,12 +192,24 @@ def _read_subscribers(path: Path, region: str | None) -> ParsedSubscribers:
 
 
 async def _store_subscribers(
-    settings: Settings, parsed: ParsedSubscribers, wiring: Wiring
+    settings: Settings, parsed: ParsedSubscribers, wiring: Wiring, source: str = "CSV"
 ) -> tuple[int, int]:
-    """Import the valid rows (the refused ones are listed by the caller)."""
+    """Import the valid rows (the refused ones are listed by the caller); audited as
+    `subscribers.import` with the counts (never the numbers)."""
     store = await wiring.open_store(settings.database.url)
     try:
-        return await store.upsert_subscribers(parsed.subscribers, datetime.now(UTC))
+        created, updated = await store.upsert_subscribers(parsed.subscribers, datetime.now(UTC))
+        await audit_record(
+            store,
+            "cli",
+            "subscribers.import",
+            file=source,
+            rows=len(parsed.subscribers) + len(parsed.errors),
+            created=created,
+            updated=updated,
+            refused=len(parsed.errors),
+        )
+        return created, updated
     finally:
         await store.close()
 
@@ -180,10 +227,121 @@ async def _create_token(
 ) -> str:
     store = await wiring.open_store(settings.database.url)
     try:
-        secret, _record = await create_token(store, role=role, name=name, valid_for=valid_for)
+        secret, _record = await create_token(
+            store, role=role, name=name, valid_for=valid_for, actor="cli"
+        )
     finally:
         await store.close()
     return secret
+
+
+def _token_command(args: argparse.Namespace, settings: Settings, wiring: Wiring) -> int:
+    command = args.token_command
+    if command == "create":
+        if args.days is not None and args.days <= 0:
+            raise ConfigError("--valid-for", "must be a positive number of days")
+        days = timedelta(days=args.days) if args.days else None
+        secret = wiring.run(_create_token(settings, Role(args.role), args.name, days, wiring))
+        print(f"created {args.role} token for {args.name!r}; it is shown only once:")
+        print(secret)
+        return 0
+    if command == "revoke":
+        revoked = wiring.run(_revoke_tokens(settings, args.token_id, args.name, wiring))
+        if not revoked:
+            print("broadcaster: no live token matches (unknown or revoked)", file=sys.stderr)
+            return 1
+        for token in revoked:
+            print(f"revoked {token.role.value} token {token.id} ({token.name!r})")
+        seconds = settings.http.auth_cache_seconds
+        print(f"running services refuse it within {seconds:g} s (their token cache)")
+        return 0
+    tokens = wiring.run(_list_tokens(settings, wiring))
+    now = datetime.now(UTC)
+    print("id\tname\trole\tstate\tcreated_at\texpires_at\trevoked_at")
+    for token in tokens:
+        fields = token_fields(token)
+        print(
+            "\t".join(
+                [
+                    token.id,
+                    token.name,
+                    token.role.value,
+                    _token_state(token, now),
+                    fields["created_at"] or "",
+                    fields["expires_at"] or "-",
+                    fields["revoked_at"] or "-",
+                ]
+            )
+        )
+    return 0
+
+
+def _token_state(token: ApiToken, now: datetime) -> str:
+    if token.revoked_at is not None and token.revoked_at <= now:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+async def _revoke_tokens(
+    settings: Settings, token_id: str | None, name: str | None, wiring: Wiring
+) -> list[ApiToken]:
+    store = await wiring.open_store(settings.database.url)
+    try:
+        return await revoke_tokens(store, token_id=token_id, name=name, actor="cli")
+    finally:
+        await store.close()
+
+
+async def _list_tokens(settings: Settings, wiring: Wiring) -> list[ApiToken]:
+    store = await wiring.open_store(settings.database.url)
+    try:
+        return await store.list_tokens()
+    finally:
+        await store.close()
+
+
+def _audit_command(args: argparse.Namespace, settings: Settings, wiring: Wiring) -> int:
+    if args.audit_command == "verify":
+        result: Verification = wiring.run(_verify_audit(settings, wiring))
+        if result.ok:
+            print(f"ok: {result.rows} rows")
+            return 0
+        print(
+            f"broken at seq {result.broken_seq} (after {result.rows} intact rows): {result.problem}"
+        )
+        return 1
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError("--since", "must be an ISO 8601 time") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    wiring.run(_export_audit(settings, wiring, since))
+    return 0
+
+
+async def _verify_audit(settings: Settings, wiring: Wiring) -> Verification:
+    store = await wiring.open_store(settings.database.url)
+    try:
+        return await verify_log(store)
+    finally:
+        await store.close()
+
+
+async def _export_audit(settings: Settings, wiring: Wiring, since: datetime | None) -> None:
+    store = await wiring.open_store(settings.database.url)
+    try:
+        async for rows in audit_pages(store):
+            lines = [export_line(r) for r in rows if since is None or r.at >= since]
+            if lines:
+                sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    finally:
+        await store.close()
 
 
 _DEMO_CONFIG = """\
@@ -249,10 +407,10 @@ async def _demo(settings: Settings, folder: Path, wiring: Wiring) -> None:
     store = await wiring.open_store(settings.database.url)
     try:
         issuer, _ = await create_token(
-            store, role=Role.ISSUER, name=f"demo-issuer-{secrets.token_hex(2)}"
+            store, role=Role.ISSUER, name=f"demo-issuer-{secrets.token_hex(2)}", actor="cli"
         )
         admin, _ = await create_token(
-            store, role=Role.ADMIN, name=f"demo-admin-{secrets.token_hex(2)}"
+            store, role=Role.ADMIN, name=f"demo-admin-{secrets.token_hex(2)}", actor="cli"
         )
     finally:
         await store.close()

@@ -28,7 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from alerts.models import Severity
+from alerts.models import Scope, Severity
 from broadcaster.errors import ConfigError
 
 
@@ -51,6 +51,12 @@ class HttpSettings(_Section):
     # Signs responders' dashboard sessions and stream tickets. Unset: a random secret per
     # process (a restart logs responders out; set it when several processes share a name).
     session_secret: SecretStr | None = None
+    # Failed authentications (a bad, expired or revoked token) per client IP per minute;
+    # past it, further attempts from that IP get 429 with Retry-After.
+    auth_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 10
+    # How long a token lookup is cached: a token revoked elsewhere (the CLI) stops working
+    # within this many seconds.
+    auth_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
 
     @property
     def base_url(self) -> str:
@@ -83,6 +89,9 @@ class MqttSettings(_Section):
     # Triaged replies go to <publish_prefix>/replies/<category>; the sender (a phone number,
     # a handle) only when this is true: signage and other systems read these topics.
     replies_include_sender: bool = False
+    # Exercise, Test and System alerts are published only when this is true (a drill must
+    # never reach sirens and signs that listen for live alerts).
+    exercises: bool = False
 
     @field_validator("url")
     @classmethod
@@ -145,6 +154,9 @@ class SmsSettings(_Section):
     # A message longer than max_segments is cut with "... <link>", or split into numbered
     # messages of at most max_segments each, sent in order.
     long_messages: Literal["truncate", "split"] = "truncate"
+    # Exercise, Test and System alerts go only to subscribers in this group (inside the
+    # alert's areas); unset, to nobody by SMS.
+    exercise_group: str | None = None
 
 
 class XSettings(_Section):
@@ -162,11 +174,16 @@ class XSettings(_Section):
     post_window_seconds: Annotated[float, Field(gt=0)] = 900.0
     # A long alert becomes a numbered thread, or one post with its headline and a link.
     long_alerts: Literal["thread", "link"] = "thread"
+    # Exercise, Test and System alerts are posted only when this is true (an account
+    # kept for drills); the public account never carries them.
+    exercises: bool = False
 
 
 class WebhookReceiver(_Section):
     url: str
     secret: SecretStr
+    # This receiver also gets Exercise, Test and System alerts (a training system).
+    exercises: bool = False
 
 
 class WebSettings(_Section):
@@ -185,6 +202,8 @@ class FacebookSettings(_Section):
     # Posts per second. Alerts are few, and Facebook blocks Pages that post in bursts
     # (error 368) long before the Page's call quota runs out: one post every 5 s at most.
     rate_per_second: Annotated[float, Field(gt=0, le=10)] = 0.2
+    # Exercise, Test and System alerts are posted only when this is true (a drill Page).
+    exercises: bool = False
 
     @field_validator("page_id")
     @classmethod
@@ -223,7 +242,15 @@ class ChannelsSettings(_Section):
 
 
 class ApprovalSettings(_Section):
+    """The two-person rule: which alerts wait for a second person's approval, and how long."""
+
     two_person_severities: list[Severity] = Field(default_factory=lambda: [Severity.EXTREME])
+    # Scopes held as well, whatever the severity (e.g. ["Public"]: everything public).
+    two_person_scopes: list[Scope] = Field(default_factory=list)
+    # An alert nobody approved by then is moved to expired_unapproved (never sent).
+    pending_expiry_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 60.0
+    # How often the expiry looks for such alerts.
+    expiry_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
 
 class AlertsSettings(_Section):
@@ -260,7 +287,9 @@ class RepliesSettings(_Section):
 
 class LoggingSettings(_Section):
     level: str = "INFO"
-    json_lines: bool = False
+    # "json": one JSON object per line (time, level, logger, message, extra fields).
+    format: Literal["text", "json"] = "text"
+    json_lines: bool = False  # the older spelling of format = "json"
 
 
 class Settings(BaseSettings):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from broadcaster.config import DeliverySettings
 from broadcaster.errors import StoreError
 from broadcaster.fence import CancelFence
 from broadcaster.metrics import Metrics
-from broadcaster.ports import Channel, ClaimedDelivery, DeliveryOutcome, Store
+from broadcaster.ports import Channel, ClaimedDelivery, DeliveryOutcome, DeliveryState, Store
 from broadcaster.ratelimit import ChannelLimiter
 from broadcaster.retry import RetryPolicy
 
@@ -97,6 +98,8 @@ class ChannelRunner:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self.held: dict[int, ClaimedDelivery] = {}
+        # When each held delivery was claimed (perf_counter): latency and the attempt log.
+        self._claimed_at: dict[int, float] = {}
         self._sending: set[asyncio.Task[Any]] = set()
         self._slots = asyncio.Semaphore(self.concurrency)
         self._outcomes: list[DeliveryOutcome] = []
@@ -148,8 +151,10 @@ class ChannelRunner:
                 if self.stopping:  # stop() ran while we claimed: give them straight back
                     await self._give_back([d.id for d in claimed])
                     return
+                claimed_at = time.perf_counter()
                 for delivery in claimed:
                     self.held[delivery.id] = delivery
+                    self._claimed_at[delivery.id] = claimed_at
                     self._queue.append(delivery)
                 if claimed:
                     async with self._ready:
@@ -181,8 +186,9 @@ class ChannelRunner:
             await self._process(delivery, task)
 
     async def _process(self, delivery: ClaimedDelivery, task: asyncio.Task[Any]) -> None:
+        claimed_at = self._claimed_at.pop(delivery.id, None)
         try:
-            outcome = await self.attempt.run(delivery, task)
+            outcome = await self.attempt.run(delivery, task, claimed_at)
         except Exception:  # a bug must cost one delivery's attempt, not a worker
             log.exception("attempting delivery %s failed unexpectedly", delivery.id)
             outcome = None
@@ -195,6 +201,8 @@ class ChannelRunner:
             await self._give_back([delivery.id])
             self.held.pop(delivery.id, None)
             return
+        if log.isEnabledFor(logging.INFO):
+            _log_attempt(delivery, outcome, claimed_at)
         # The slot now belongs to the outcome; the recorder frees it after the commit.
         self._outcomes.append(outcome)
         self._record_wake.set()
@@ -253,6 +261,7 @@ class ChannelRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
         self._queue.clear()
+        self._claimed_at.clear()
         left = list(self.held)
         self.held.clear()
         await self._give_back(left)
@@ -266,6 +275,34 @@ class ChannelRunner:
             log.warning(
                 "could not release %d deliveries (their leases will run out): %s", len(ids), exc
             )
+
+
+def _log_attempt(
+    delivery: ClaimedDelivery, outcome: DeliveryOutcome, claimed_at: float | None
+) -> None:
+    """One INFO line per delivery attempt, its fields as `extra` (JSON logs keep them as
+    fields). Never the recipient: it may be a phone number."""
+    result = "retry" if outcome.state is DeliveryState.PENDING else outcome.state.value
+    latency_ms = (
+        round((time.perf_counter() - claimed_at) * 1000, 1) if claimed_at is not None else None
+    )
+    log.info(
+        "delivery %s of alert %s on %s: %s (attempt %d, %s ms)",
+        delivery.id,
+        delivery.alert_id,
+        delivery.channel,
+        result,
+        delivery.attempts,
+        latency_ms,
+        extra={
+            "alert_id": delivery.alert_id,
+            "delivery_id": delivery.id,
+            "channel": delivery.channel,
+            "attempt": delivery.attempts,
+            "outcome": result,
+            "latency_ms": latency_ms,
+        },
+    )
 
 
 class Dispatcher:

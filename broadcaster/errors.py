@@ -8,6 +8,7 @@
     │   ├── PayloadTooLarge      body over the configured cap (413)
     │   └── IdempotencyConflict  an Idempotency-Key reused with a different body (409)
     ├── AuthError                missing, unknown, expired token (401) or wrong role (403)
+    │   └── AuthThrottled        too many failed attempts from one client (429)
     ├── StoreError               the database refused or is unreachable
     └── DeliveryError            a send that did not go out
         ├── TransientDeliveryError(retry_after)   retry later (timeouts, 5xx, 429)
@@ -79,6 +80,15 @@ class AuthError(BroadcastError):
         self.detail = detail
         self.status = status
         self.code = "unauthorized" if status == 401 else "forbidden"
+
+
+class AuthThrottled(AuthError):
+    """Too many failed authentications from one client: refused (429) for `retry_after` s."""
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail, status=429)
+        self.code = "rate_limited"
+        self.retry_after = retry_after
 
 
 class StoreError(BroadcastError):

@@ -10,11 +10,15 @@ Contract:
 - Repeats are answered with the first result (`created=False`): by `Idempotency-Key` (scoped to
   the caller), by CAP sender+identifier+sent, and over MQTT by the payload's hash, because a
   broker redelivers what a crash left unacknowledged.
+- Every newly stored alert is audited as `alert.create` (id, severity, status, msg_type,
+  state, source, format; the token as actor, or "mqtt") just after its commit; an audit
+  failure is logged and does not undo or refuse the committed alert.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -25,13 +29,16 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from alerts.cap import CapError, parse_cap
-from alerts.models import Alert, MsgType, Severity, reference_parts
+from alerts.models import Alert, MsgType, Scope, Severity, reference_parts
 from alerts.requests import AlertRequest
-from broadcaster.errors import IdempotencyConflict, MalformedPayload, PayloadError
+from broadcaster.audit import record as audit_record
+from broadcaster.errors import IdempotencyConflict, MalformedPayload, PayloadError, StoreError
 from broadcaster.fence import CancelFence
 from broadcaster.metrics import Metrics
-from broadcaster.planner import Planner, delivery_priority
-from broadcaster.ports import AlertState, InsertResult, NewAlert, Store
+from broadcaster.planner import LIVE_STATUSES, Planner, delivery_priority
+from broadcaster.ports import AlertState, InsertResult, NewAlert, Store, StoredAlert
+
+log = logging.getLogger(__name__)
 
 
 class PayloadFormat(StrEnum):
@@ -48,6 +55,11 @@ class Submission:
     source: str
     actor: str | None = None
     idempotency_key: str | None = None
+    # The token's name for the audit log (`actor` is its id); MQTT has none.
+    actor_name: str | None = None
+    # Filled from this pre-approved template with these values (POST .../from-template).
+    template: str | None = None
+    template_values: tuple[tuple[str, str], ...] = ()
 
 
 def sniff_format(body: bytes) -> PayloadFormat:
@@ -77,6 +89,7 @@ class IntakeService:
         sender: str,
         two_person_severities: frozenset[Severity],
         metrics: Metrics,
+        two_person_scopes: frozenset[Scope] = frozenset(),
         planner: Planner | None = None,
         fence: CancelFence | None = None,
         on_planned: Callable[[], None] = lambda: None,
@@ -90,6 +103,7 @@ class IntakeService:
         self._on_stored = on_stored
         self._sender = sender
         self._two_person = two_person_severities
+        self._two_person_scopes = two_person_scopes
         self._metrics = metrics
         self._now = now
 
@@ -124,8 +138,16 @@ class IntakeService:
                 received_at=received_at,
                 deliveries=self._planner.plan(alert, channels) if accepted else (),
                 priority=delivery_priority(alert),
+                template=submission.template,
+                template_values=submission.template_values,
             )
-            result = await self._insert(new)
+            try:
+                result = await self._insert(new)
+            except StoreError:
+                self._metrics.alerts_received.labels(
+                    submission.source, submission.format.value, "error"
+                ).inc()
+                raise
             stored = result.alert
             if (
                 not result.created
@@ -140,11 +162,35 @@ class IntakeService:
             self._metrics.alerts_received.labels(
                 submission.source, submission.format.value, outcome
             ).inc()
+            if result.created:
+                await self._audit_created(submission, stored)
             results.append(result)
         self._metrics.intake_seconds.labels(submission.source).observe(
             time.perf_counter() - started
         )
         return results
+
+    async def _audit_created(self, submission: Submission, stored: StoredAlert) -> None:
+        """`alert.create` in the audit log, after the alert's commit (the alert row itself
+        keeps `created_by` and `received_at` should the process die in between)."""
+        actor = submission.actor_name or ("system" if submission.actor else submission.source)
+        detail = {
+            "id": stored.id,
+            "severity": stored.alert.severity.value,
+            "status": stored.alert.status.value,
+            "msg_type": stored.alert.msg_type.value,
+            "state": stored.state.value,
+            "source": submission.source,
+            "format": submission.format.value,
+        }
+        if submission.actor:
+            detail["token_id"] = submission.actor
+        if submission.template:
+            detail["template"] = submission.template
+        try:
+            await audit_record(self._store, actor, "alert.create", **detail)
+        except StoreError as exc:  # the alert is committed: answer for it all the same
+            log.error("alert %s stored but not audited: %s", stored.id, exc)
 
     async def _insert(self, new: NewAlert) -> InsertResult:
         """Insert, holding the cancel fence over the alerts an Update/Cancel stops."""
@@ -181,7 +227,9 @@ class IntakeService:
             raise PayloadError(describe_validation_error(exc)) from exc
         channels = tuple(dict.fromkeys(request.channels))
         self._planner.check_requested(channels)
-        references = await self._resolve_references(request.references)
+        references = await self._resolve_references(
+            request.references, live=request.status in LIVE_STATUSES
+        )
         try:
             alert = request.to_alert(
                 identifier=uuid.uuid4().hex,
@@ -193,8 +241,12 @@ class IntakeService:
             raise PayloadError(describe_validation_error(exc)) from exc
         return [alert], channels
 
-    async def _resolve_references(self, references: list[str]) -> tuple[str, ...]:
-        """Our alert ids become CAP `sender,identifier,sent`; CAP triples pass through."""
+    async def _resolve_references(
+        self, references: list[str], *, live: bool = True
+    ) -> tuple[str, ...]:
+        """Our alert ids become CAP `sender,identifier,sent`; CAP triples pass through. An
+        exercise or test may not update or cancel a live alert: its correction would go to
+        everyone the live alert reached."""
         resolved = []
         for index, ref in enumerate(references):
             if "," in ref:
@@ -203,11 +255,21 @@ class IntakeService:
             stored = await self._store.get_alert(ref)
             if stored is None:
                 raise PayloadError(f"references.{index}: no alert with id {ref!r}")
+            if not live and stored.alert.status in LIVE_STATUSES:
+                raise PayloadError(
+                    f"references.{index}: an exercise or test cannot update or cancel the "
+                    f"live alert {ref!r}",
+                    code="live_reference",
+                )
             resolved.append(stored.alert.reference_key)
         return tuple(resolved)
 
     def _initial_state(self, alert: Alert) -> AlertState:
-        if alert.msg_type is not MsgType.CANCEL and alert.severity in self._two_person:
+        """Held for a second person when its severity or scope says so; a Cancel never is:
+        stopping an alert (a false alarm above all) must not wait for anyone."""
+        if alert.msg_type is MsgType.CANCEL:
+            return AlertState.ACCEPTED
+        if alert.severity in self._two_person or alert.scope in self._two_person_scopes:
             return AlertState.PENDING_APPROVAL
         return AlertState.ACCEPTED
 

@@ -12,12 +12,17 @@ Contract:
   (messages between systems, not to the public).
 - A Cancel plans nothing here: the store sends it to exactly those the cancelled alert
   reached. An Update goes to its own audience, and the store adds those the original reached.
+- Test versus live: only an Actual alert is live. Any other (Exercise, Test, System) goes
+  only where a channel was configured for exercises: to `channel.exercise_audience(alert)`
+  when the channel has that method, to nobody on a channel that has not. So a drill is never
+  even planned for a live recipient (channels decide who their exercise recipients are: an
+  SMS exercise group, webhook receivers marked for exercises, an X account kept for drills).
 - `delivery_priority` orders claims: lower goes first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from alerts.models import SEVERITY_RANK, Alert, MsgType, Severity, Status, Urgency
 from broadcaster.errors import PayloadError
@@ -27,6 +32,13 @@ from broadcaster.ports import Channel, PlannedDelivery
 # read the alerts table directly.
 WEB_OUTPUTS = frozenset({"web"})
 _NOT_BROADCAST = frozenset({MsgType.CANCEL, MsgType.ACK, MsgType.ERROR})
+# Statuses that reach live recipients; everything else reaches exercise recipients only.
+LIVE_STATUSES = frozenset({Status.ACTUAL})
+
+
+def is_live(alert: Alert) -> bool:
+    """Whether this alert is meant for real: only Actual alerts are."""
+    return alert.status in LIVE_STATUSES
 
 
 def delivery_priority(alert: Alert) -> int:
@@ -61,11 +73,19 @@ class Planner:
         if alert.status is Status.DRAFT or alert.msg_type in _NOT_BROADCAST:
             return ()
         names = requested or tuple(self._channels)
+        live = is_live(alert)
         planned: dict[tuple[str, str], None] = {}
         for name in names:
             channel = self._channels.get(name)
             if channel is None:
                 continue
-            for recipient in channel.audience(alert):
+            if live:
+                recipients = channel.audience(alert)
+            else:
+                exercise_audience: Callable[[Alert], Sequence[str]] | None = getattr(
+                    channel, "exercise_audience", None
+                )
+                recipients = exercise_audience(alert) if exercise_audience is not None else ()
+            for recipient in recipients:
                 planned.setdefault((name, recipient), None)
         return tuple(PlannedDelivery(channel, recipient) for channel, recipient in planned)

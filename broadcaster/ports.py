@@ -33,6 +33,10 @@ class AlertState(StrEnum):
     CANCELLED = "cancelled"
     # Referenced by a committed Update: its pending deliveries stopped; the update replaces it.
     SUPERSEDED = "superseded"
+    # Refused by an approver (two-person rule): never planned, never public.
+    REJECTED = "rejected"
+    # Nobody approved it within `approval.pending_expiry_minutes`: never planned, never public.
+    EXPIRED_UNAPPROVED = "expired_unapproved"
 
 
 class DeliveryState(StrEnum):
@@ -83,6 +87,10 @@ class NewAlert:
     deliveries: tuple[PlannedDelivery, ...] = ()
     # Claim order of those deliveries: lower goes first (see planner.delivery_priority).
     priority: int = 0
+    # The pre-approved template it was filled from (alerts.template_library), with the
+    # values given, so that its ready correction can be filled from them.
+    template: str | None = None
+    template_values: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,13 @@ class StoredAlert:
     body_hash: str
     cap_xml: str | None
     received_at: datetime
+    template: str | None = None
+    template_values: tuple[tuple[str, str], ...] = ()
+    # Who approved or rejected it (a token name, or "system" when it expired unapproved),
+    # when and why; None while nobody has.
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
 
 
 class AlertEventKind(StrEnum):
@@ -344,6 +359,17 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxDepth:
+    """Open deliveries of one channel in one state (pending or sending), and the creation
+    time of the oldest of them: the outbox gauges."""
+
+    channel: str
+    state: str
+    count: int
+    oldest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelLimits:
     """How fast and how wide a channel may send. Rates are in cost units per second (one
     unit per message; SMS counts segments). A limit of None is no limit."""
@@ -458,6 +484,12 @@ class Outbox(Protocol):
         until this is 0 for the channels it can send on)."""
         ...
 
+    async def outbox_depth(self) -> list[OutboxDepth]:
+        """Per channel and open state (`pending`, `sending`): how many deliveries, and the
+        oldest one's created_at. One grouped query; the metrics refresh calls it every few
+        seconds, never per scrape."""
+        ...
+
 
 class ReplyStore(Protocol):
     """Replies, their links to alerts, poll votes and source cursors. Writes have committed
@@ -566,6 +598,11 @@ class Store(Outbox, ReplyStore, Protocol):
         """Raise StoreError unless the database answers."""
         ...
 
+    async def schema_version(self) -> int:
+        """The newest migration applied to the database (0 when none): readiness compares
+        it with the version this code expects."""
+        ...
+
     async def insert_alert(self, new: NewAlert) -> InsertResult:
         """Store an alert once: idempotent on `idempotency_key` and on CAP
         sender+identifier+sent. Returns after the commit. An `id` already used by a
@@ -672,8 +709,64 @@ class Store(Outbox, ReplyStore, Protocol):
         """The id of the Update/Cancel that stopped this alert, if any."""
         ...
 
+    async def approve_alert(
+        self,
+        alert_id: str,
+        deliveries: Sequence[PlannedDelivery],
+        priority: int,
+        *,
+        by: str,
+        reason: str,
+        at: datetime,
+        audit: AuditEntry,
+    ) -> StoredAlert | None:
+        """Approve an alert `pending_approval`, in one transaction: it becomes `accepted`
+        (decided_by/at/reason set; the alert event is recorded by trigger), `deliveries` are
+        inserted as `insert_alert` inserts them for an accepted alert (due at `at`), an
+        Update/Cancel stops the alerts it references exactly as `insert_alert` does, and
+        `audit` is appended. None (nothing written) when the alert is not pending approval
+        (or does not exist)."""
+        ...
+
+    async def reject_alert(
+        self,
+        alert_id: str,
+        state: AlertState,
+        *,
+        by: str,
+        reason: str,
+        at: datetime,
+        audit: AuditEntry,
+    ) -> StoredAlert | None:
+        """Move an alert `pending_approval` to `state` (rejected or expired_unapproved) with
+        decided_by/at/reason, and append `audit`, in one transaction. None (nothing
+        written) when it is not pending approval (or does not exist)."""
+        ...
+
+    async def pending_alerts(self, received_before: datetime, limit: int) -> list[StoredAlert]:
+        """Alerts still `pending_approval` received before `received_before`, oldest
+        first, at most `limit`."""
+        ...
+
     async def create_token(self, token: ApiToken) -> None: ...
 
     async def find_token(self, token_hash: str) -> ApiToken | None:
         """The token with this hash, revoked or expired ones included: callers check."""
+        ...
+
+    async def list_tokens(self) -> list[ApiToken]:
+        """Every token, revoked and expired ones included, oldest first."""
+        ...
+
+    async def revoke_tokens(
+        self,
+        *,
+        token_id: str | None = None,
+        name: str | None = None,
+        at: datetime,
+        audit: Callable[[list[ApiToken]], AuditEntry | None],
+    ) -> list[ApiToken]:
+        """Revoke (at `at`) the token with this id, or every token of this name, that is not
+        revoked yet, and append `audit(revoked)` (unless None) in the same transaction; give
+        the tokens revoked now. Exactly one of `token_id` and `name`."""
         ...

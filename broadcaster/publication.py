@@ -43,6 +43,10 @@ ACTIVE_LIMIT = 500
 # Statuses the public sees by default; Exercise and Test only when asked for.
 LIVE_STATUSES = frozenset({Status.ACTUAL, Status.SYSTEM})
 HIDDEN_STATUSES = frozenset({Status.DRAFT})
+# Alerts that never became public: held for approval, refused, or never approved.
+UNPUBLISHED_STATES = frozenset(
+    {AlertState.PENDING_APPROVAL, AlertState.REJECTED, AlertState.EXPIRED_UNAPPROVED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,10 +231,10 @@ def _shown(alerts: list[StoredAlert], include_exercises: bool) -> list[StoredAle
 
 def is_public(stored: StoredAlert) -> bool:
     """Whether the public may see this alert at all: it was published (not waiting for
-    approval), is not a draft, and its CAP scope is Public (Restricted and Private alerts
-    are for named recipients only)."""
+    approval, rejected or left unapproved), is not a draft, and its CAP scope is Public
+    (Restricted and Private alerts are for named recipients only)."""
     return (
-        stored.state is not AlertState.PENDING_APPROVAL
+        stored.state not in UNPUBLISHED_STATES
         and stored.alert.status not in HIDDEN_STATUSES
         and stored.alert.scope is Scope.PUBLIC
     )

@@ -14,9 +14,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from broadcaster.auth import Authenticator
+from broadcaster.approval import ApprovalDesk
+from broadcaster.auth import Authenticator, FailureLimiter
 from broadcaster.clusters import Clusterer
 from broadcaster.config import Settings
 from broadcaster.dispatcher import Dispatcher, DispatchPolicy
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # A readiness check returns (ok, detail) for one dependency.
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
+# The outbox gauges are refreshed this often (seconds), or less often when the query is slow:
+# never more than a tenth of the time is spent on it. Scrapes read the last snapshot.
+OUTBOX_GAUGE_SECONDS = 5.0
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Service:
     # Responders: the feed of reply events (streams) and what they do with replies.
     reply_feed: ReplyFeed
     desk: ResponderDesk
+    # The two-person rule: approve / reject alerts held for approval, expire unapproved ones.
+    approvals: ApprovalDesk
     # Called with every newly stored reply (the MQTT reply publisher listens here).
     reply_stored: list[Callable[[StoredReply], object]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
@@ -95,6 +102,7 @@ class Service:
             store,
             sender=settings.alerts.sender,
             two_person_severities=frozenset(settings.approval.two_person_severities),
+            two_person_scopes=frozenset(settings.approval.two_person_scopes),
             metrics=metrics,
             planner=planner,
             fence=fence,
@@ -122,7 +130,12 @@ class Service:
             store=store,
             metrics=metrics,
             intake=intake,
-            authenticator=Authenticator(store),
+            authenticator=Authenticator(
+                store,
+                cache_seconds=settings.http.auth_cache_seconds,
+                failures=FailureLimiter(settings.http.auth_failures_per_minute),
+                on_failure=lambda reason: metrics.auth_failures.labels(reason).inc(),
+            ),
             dispatcher=dispatcher,
             planner=planner,
             publication=publication,
@@ -137,6 +150,14 @@ class Service:
             opt_changed=opt_changed,
             reply_feed=reply_feed,
             desk=ResponderDesk(store, on_change=reply_feed.wake),
+            approvals=ApprovalDesk(
+                store,
+                planner,
+                fence,
+                pending_expiry=timedelta(minutes=settings.approval.pending_expiry_minutes),
+                on_planned=dispatcher.wake,
+                on_published=publication.wake,
+            ),
             reply_stored=reply_stored,
         )
         service.readiness["database"] = service._database_ready
@@ -166,6 +187,67 @@ class Service:
             name="reply-retention",
         )
 
+    def start_approvals(self) -> None:
+        """Expire alerts left unapproved, for the life of the service."""
+        self.add_task(
+            self.approvals.run_expiry(self.settings.approval.expiry_check_seconds),
+            name="approval-expiry",
+        )
+
+    def start_outbox_gauges(self, interval: float | None = None) -> None:
+        """Refresh the outbox depth and oldest-pending gauges in the background, every
+        `interval` seconds (default `OUTBOX_GAUGE_SECONDS`)."""
+        every = OUTBOX_GAUGE_SECONDS if interval is None else interval
+        self.add_task(self._refresh_outbox_gauges(every), name="outbox-gauges")
+
+    async def _refresh_outbox_gauges(self, interval: float) -> None:
+        channels = list(self.dispatcher.runners)
+        while True:
+            started = time.perf_counter()
+            try:
+                rows = await self.store.outbox_depth()
+            except StoreError as exc:
+                log.warning("refreshing the outbox gauges failed: %s", exc)
+            else:
+                self.metrics.outbox.update(rows, channels)
+            await asyncio.sleep(max(interval, 10 * (time.perf_counter() - started)))
+
+    def require_schema(self, version: int) -> None:
+        """Readiness also needs the database's schema at `version` (the newest migration
+        this code knows): older means migrations have not run. Newer is reported but ready:
+        a newer release migrated it during a rolling upgrade, and migrations only add."""
+
+        async def check() -> tuple[bool, str]:
+            try:
+                current = await self.store.schema_version()
+            except StoreError as exc:
+                return False, str(exc)
+            if current < version:
+                return False, f"schema version {current}, this code needs {version}"
+            if current > version:
+                return True, f"schema version {current}, newer than this code's {version}"
+            return True, f"schema version {current}"
+
+        self.readiness["migrations"] = check
+
+    def circuit_states(self) -> dict[str, str]:
+        """Each channel's circuit breaker: closed, half_open or open."""
+        return {name: breaker.state.value for name, breaker in self.dispatcher.breakers.items()}
+
+    async def readiness_report(self) -> tuple[bool, dict[str, object]]:
+        """`/readyz`: ready when every check passes (database, migrations, broker when
+        configured). Channels' circuits are reported and mark the service `degraded`, but do
+        not make it unready: intake still stores alerts durably, and taking this process out
+        of service would not bring a provider back."""
+        ready, checks = await self.check_ready()
+        circuits = self.circuit_states()
+        return ready, {
+            "ready": ready,
+            "degraded": any(state != "closed" for state in circuits.values()),
+            "checks": checks,
+            "channels": {name: {"circuit": state} for name, state in circuits.items()},
+        }
+
     def add_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background loop for the life of the service; a crash is logged, not lost."""
         task = asyncio.create_task(coro, name=name)
@@ -173,13 +255,18 @@ class Service:
         self._tasks.append(task)
 
     async def check_ready(self) -> tuple[bool, dict[str, dict[str, object]]]:
-        detail: dict[str, dict[str, object]] = {}
-        for name, check in self.readiness.items():
+        """Run every readiness check at once, each within 2 s."""
+
+        async def run(check: ReadinessCheck) -> dict[str, object]:
             try:
                 ok, text = await asyncio.wait_for(check(), timeout=2.0)
             except TimeoutError:
                 ok, text = False, "timed out"
-            detail[name] = {"ok": ok, "detail": text}
+            return {"ok": ok, "detail": text}
+
+        names = list(self.readiness)
+        results = await asyncio.gather(*(run(self.readiness[name]) for name in names))
+        detail = dict(zip(names, results, strict=True))
         return all(d["ok"] for d in detail.values()), detail
 
     async def stop(self) -> None:

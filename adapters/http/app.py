@@ -6,6 +6,7 @@ rules. Bodies are capped by aiohttp's `client_max_size` (413 before the body is 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +14,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.http import subscribers
+from adapters.http.access import authenticate
+from adapters.http.alert_actions import register_alert_actions
+from adapters.http.audit import register_audit
 from adapters.http.dashboard import register_dashboard
 from adapters.http.errors import MAX_BODY_BYTES, error_middleware, json_error, json_response
 from adapters.http.feeds import get_cap_item, register_feeds
@@ -23,7 +27,6 @@ from adapters.http.signing import Signer
 from adapters.http.tips import register_tips
 from adapters.http.twilio_hooks import twilio_sms, twilio_status
 from adapters.http.views import alert_view, delivery_view
-from broadcaster.auth import require_role
 from broadcaster.errors import IntakeError
 from broadcaster.intake import PayloadFormat, Submission
 from broadcaster.ports import ApiToken, Role
@@ -43,6 +46,7 @@ def create_app(service: Service) -> web.Application:
     app[SERVICE] = service
     app[MAX_BODY_BYTES] = service.settings.http.max_body_bytes
     app.router.add_post("/v1/alerts", post_alert)
+    register_alert_actions(app, service)
     app.router.add_get("/v1/alerts", list_alerts)
     app.router.add_get("/v1/alerts/{id}", get_alert)
     app.router.add_get("/v1/alerts/{id}/deliveries", list_deliveries)
@@ -59,6 +63,7 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/v1/subscribers", _admin(subscribers.list_subscribers))
     app.router.add_get("/v1/subscribers/{phone}", _admin(subscribers.get_subscriber))
     app.router.add_delete("/v1/subscribers/{phone}", _admin(subscribers.delete_subscriber))
+    register_audit(app, service)
     app.router.add_get("/openapi.json", get_openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -68,11 +73,7 @@ def create_app(service: Service) -> web.Application:
 
 
 async def _authenticate(request: web.Request, *roles: Role) -> ApiToken:
-    token = await request.app[SERVICE].authenticator.authenticate(
-        request.headers.get("Authorization")
-    )
-    require_role(token, *roles)
-    return token
+    return await authenticate(request, request.app[SERVICE], *roles)
 
 
 async def post_alert(request: web.Request) -> web.Response:
@@ -94,7 +95,14 @@ async def post_alert(request: web.Request) -> web.Response:
     if not body:
         raise IntakeError("empty body", code="empty_body")
     results = await service.intake.submit(
-        Submission(body=body, format=fmt, source="rest", actor=token.id, idempotency_key=key)
+        Submission(
+            body=body,
+            format=fmt,
+            source="rest",
+            actor=token.id,
+            idempotency_key=key,
+            actor_name=token.name,
+        )
     )
     base = service.settings.http.base_url
     created = any(r.created for r in results)
@@ -198,12 +206,15 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    """Alive: the event loop answers. Nothing else is checked (that is /readyz)."""
+    service = request.app[SERVICE]
+    uptime = round(time.time() - service.started_at, 1)
+    return json_response({"status": "ok", "uptime_seconds": uptime})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready, detail = await request.app[SERVICE].check_ready()
-    return json_response({"ready": ready, "checks": detail}, status=200 if ready else 503)
+    ready, body = await request.app[SERVICE].readiness_report()
+    return json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

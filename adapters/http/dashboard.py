@@ -23,6 +23,8 @@ Contract:
 
 from __future__ import annotations
 
+import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +35,7 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 from aiohttp import web
 
+from adapters.http.access import client_of, route_name
 from adapters.http.pages import When, when
 from adapters.http.responders import (
     SESSION_COOKIE,
@@ -41,7 +44,7 @@ from adapters.http.responders import (
 )
 from adapters.http.signing import Signer
 from broadcaster.auth import require_role
-from broadcaster.errors import AuthError, DeliveryError, IntakeError
+from broadcaster.errors import AuthError, AuthThrottled, DeliveryError, IntakeError
 from broadcaster.ports import ApiToken, ReplySource, ReplyState, Role, StoredReply
 from broadcaster.responders import ACTIONS
 from broadcaster.service import Service
@@ -217,6 +220,7 @@ class Dashboard:
             require_role(token, Role.RESPONDER)
         except AuthError:
             return None
+        await self._service.authenticator.note_use(token, route_name(request))
         return cookie, token
 
     def _same_origin(self, request: web.Request) -> bool:
@@ -299,14 +303,27 @@ class Dashboard:
         form = await request.post()
         nonce = request.cookies.get(LOGIN_COOKIE)
         signed = self._signer.verify(LOGIN_PURPOSE, _field(form, "csrf_token"))
-        if not self._same_origin(request) or not nonce or signed != nonce:
+        same = (
+            nonce is not None
+            and signed is not None
+            and hmac.compare_digest(signed.encode(), nonce.encode())
+        )
+        if not self._same_origin(request) or not same:
             return self._login_page(
                 request, status=403, error="This form has expired. Please log in again."
             )
         secret = _field(form, "token").strip()
         try:
-            token = await self._service.authenticator.authenticate(f"Bearer {secret}")
+            token = await self._service.authenticator.authenticate(
+                f"Bearer {secret}", client=client_of(request), route=route_name(request)
+            )
             require_role(token, Role.RESPONDER)
+        except AuthThrottled as exc:
+            response = self._login_page(
+                request, status=429, error="Too many failed log-ins; try again later."
+            )
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
         except AuthError as exc:
             return self._login_page(
                 request,

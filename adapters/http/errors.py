@@ -7,12 +7,13 @@ client gets an opaque message (internals and secrets never reach a response).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from pydantic_core import to_json
 
-from broadcaster.errors import AuthError, IntakeError, StoreError
+from broadcaster.errors import AuthError, AuthThrottled, IntakeError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except IntakeError as exc:
         return json_error(exc.status, exc.code, exc.detail)
+    except AuthThrottled as exc:
+        wait = str(max(1, math.ceil(exc.retry_after)))
+        return json_error(exc.status, exc.code, exc.detail, {"Retry-After": wait})
     except AuthError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="broadcaster"'} if exc.status == 401 else None
         return json_error(exc.status, exc.code, exc.detail, headers)

@@ -236,6 +236,29 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404)},
                 },
             },
+            "/v1/audit": {
+                "get": {
+                    "summary": "The hash-chained audit log (admin): a JSON page, or JSON lines",
+                    "description": "Every row has seq, at, actor, action, detail, prev_hash and "
+                    "hash. `format=jsonl` streams every row after `after` as "
+                    "application/x-ndjson. A bearer token failing authentication too often "
+                    "from one address is answered 429 with Retry-After (any route).",
+                    "security": auth,
+                    "parameters": [
+                        {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                        {
+                            "name": "format",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["json", "jsonl"]},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "rows in seq order, with a `next` link"),
+                        **_errors(400, 401, 403, 429),
+                    },
+                }
+            },
             "/hooks/twilio/status": {
                 "post": {
                     "summary": "Twilio delivery receipt (signed with X-Twilio-Signature)",

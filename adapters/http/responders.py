@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 from pydantic_core import to_json
 
+from adapters.http.access import client_of, route_name
 from adapters.http.errors import json_error, json_response
 from adapters.http.signing import Signer
 from broadcaster.auth import require_role
@@ -146,7 +147,9 @@ class ResponderApi:
         authenticator = self._service.authenticator
         header = request.headers.get("Authorization")
         if header is not None or not stream:
-            token = await authenticator.authenticate(header)
+            token = await authenticator.authenticate(
+                header, client=client_of(request), route=route_name(request)
+            )
         else:
             token_hash = self.signer.verify(TICKET_PURPOSE, request.query.get("ticket"))
             if token_hash is None:
@@ -156,6 +159,7 @@ class ResponderApi:
             if token_hash is None:
                 raise AuthError("send Authorization: Bearer <token>, a ?ticket= or a session")
             token = await authenticator.authenticate_hash(token_hash)
+            await authenticator.note_use(token, route_name(request))
         require_role(token, Role.RESPONDER)
         return token
 
@@ -254,6 +258,8 @@ class ResponderApi:
         keepalive = self._service.settings.http.sse_keepalive_seconds
         response = web.StreamResponse(headers=STREAM_HEADERS)
         await response.prepare(request)
+        if request.method == "HEAD":  # headers only: a body would break the framing
+            return response
         with contextlib.suppress(ConnectionResetError):
             await response.write(RETRY)
             version = feed.version

@@ -44,7 +44,7 @@ class Signer:
         expires, value, mac = int(parts[0]), parts[1], parts[2]
         if expires < self._clock():
             return None
-        if not hmac.compare_digest(mac, self._mac(purpose, expires, value)):
+        if not hmac.compare_digest(mac.encode(), self._mac(purpose, expires, value).encode()):
             return None
         return value
 
@@ -54,4 +54,4 @@ class Signer:
         return hmac.new(self._secret, f"csrf\0{session}".encode(), hashlib.sha256).hexdigest()
 
     def csrf_valid(self, session: str, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf(session), str(token))
+        return bool(token) and hmac.compare_digest(self.csrf(session).encode(), str(token).encode())

@@ -165,6 +165,8 @@ class StreamHub:
         response = web.StreamResponse(headers=HEADERS)
         try:
             await response.prepare(request)
+            if request.method == "HEAD":  # headers only: a body would break the framing
+                return response
             await response.write(RETRY)
             version = self._publication.version
             after = version if resume is None or resume > version else resume

@@ -13,6 +13,9 @@ admin's word that the record is fixed (the number was checked, or became a mobil
 clears the flag. A CSV import does not: importing the same list again must not re-text every
 number Twilio refused (as it never re-subscribes an opt-out). To replace a wrong number,
 delete it and create the right one.
+
+Every create, update and delete is audited (`subscriber.create|update|delete`) with the
+subscriber's id and the admin token: never the number, as the log is kept for good.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.http.access import request_token
 from adapters.http.errors import json_error, json_response
+from broadcaster.audit import record as audit_record
 from broadcaster.errors import IntakeError, MalformedPayload, PayloadError
 from broadcaster.intake import describe_validation_error
 from broadcaster.ports import Subscriber
@@ -85,6 +90,14 @@ async def create_subscriber(request: web.Request, service: Service) -> web.Respo
         await service.store.flag_subscriber(phone, None, None)
     await service.notify_subscribers_changed()
     stored = await service.store.get_subscriber(phone)
+    await audit_record(
+        service.store,
+        request_token(request),
+        "subscriber.create" if created else "subscriber.update",
+        id=None if stored is None else stored.id,
+        created=created,
+        updated=not created,
+    )
     if stored is None:  # deleted in between: report what we know
         return json_response(subscriber_view(subscriber), status=201 if created else 200)
     return json_response(subscriber_view(stored), status=201 if created else 200)
@@ -113,7 +126,15 @@ async def get_subscriber(request: web.Request, service: Service) -> web.Response
 
 
 async def delete_subscriber(request: web.Request, service: Service) -> web.Response:
+    known = await service.store.get_subscriber(request.match_info["phone"])
     if not await service.store.delete_subscriber(request.match_info["phone"]):
         return json_error(404, "not_found", "no such subscriber")
     await service.notify_subscribers_changed()
+    await audit_record(
+        service.store,
+        request_token(request),
+        "subscriber.delete",
+        id=None if known is None else known.id,
+        deleted=1,
+    )
     return web.Response(status=204)

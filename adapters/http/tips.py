@@ -131,7 +131,7 @@ class CsrfTokens:
         issued = int(issued_text)
         if not 0 <= self._clock() - issued <= TOKEN_TTL_SECONDS:
             return False
-        return hmac.compare_digest(mac, self._mac(nonce, issued))
+        return hmac.compare_digest(mac.encode(), self._mac(nonce, issued).encode())
 
 
 class Tips:

@@ -1,12 +1,13 @@
 """Twilio webhooks: delivery receipts (`POST /hooks/twilio/status`) and inbound messages
 (`POST /hooks/twilio/sms`).
 
-Contract: the request must carry a valid `X-Twilio-Signature`, checked with twilio's own
-`RequestValidator` against the URL Twilio called — `http.public_url` + the path (+ query) —
-and the auth token; anything else is 403 and changes nothing. A valid receipt moves the
-delivery sent as `MessageSid` to delivered / undelivered / failed (with Twilio's ErrorCode);
-intermediate statuses (queued, sending, sent) are acknowledged and ignored. Twilio retries
-on 5xx, so a receipt for an unknown message is acknowledged (200), not an error.
+Contract: the request must carry a valid `X-Twilio-Signature`, computed with twilio's own
+`RequestValidator` and compared with `hmac.compare_digest`, against the URL Twilio called —
+`http.public_url` + the path (+ query) — and the auth token; anything else is 403 and
+changes nothing. A valid receipt moves the delivery sent as `MessageSid` to delivered /
+undelivered / failed (with Twilio's ErrorCode); intermediate statuses (queued, sending,
+sent) are acknowledged and ignored. Twilio retries on 5xx, so a receipt for an unknown
+message is acknowledged (200), not an error.
 
 Inbound messages (configure the number's "A message comes in" webhook as
 `<public_url>/hooks/twilio/sms`, HTTP POST) pass the same signature check, then go to the
@@ -18,10 +19,12 @@ same MessageSid is stored once.
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
+from urllib.parse import urlparse
 
 from aiohttp import web
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, add_port, remove_port
 from twilio.twiml.messaging_response import MessagingResponse
 
 from adapters.http.errors import json_error, json_response
@@ -51,9 +54,26 @@ async def _signed_form(request: web.Request, service: Service) -> dict[str, str]
     params = {key: str(value) for key, value in form.items()}
     signature = request.headers.get("X-Twilio-Signature", "")
     validator = RequestValidator(sms.auth_token.get_secret_value())
-    if not signature or not validator.validate(signed_url(service, request), params, signature):
+    if not signature or not _signature_valid(
+        validator, signed_url(service, request), params, signature
+    ):
         return json_error(403, "bad_signature", "X-Twilio-Signature does not match")
     return params
+
+
+def _signature_valid(
+    validator: RequestValidator, url: str, params: dict[str, str], signature: str
+) -> bool:
+    """twilio's own signature (HMAC-SHA1 over the URL and the sorted form), over the URL with
+    and without its default port as Twilio signs either, compared with
+    `hmac.compare_digest` (both always computed and compared)."""
+    parsed = urlparse(url)
+    given = signature.encode("utf-8", "replace")
+    matches = [
+        hmac.compare_digest(validator.compute_signature(candidate, params).encode(), given)
+        for candidate in (remove_port(parsed), add_port(parsed))
+    ]
+    return any(matches)
 
 
 async def twilio_sms(request: web.Request, service: Service) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.render import pick_info
+from broadcaster.planner import is_live
 from broadcaster.ports import AlertEventKind, DeliveryRecord, StoredAlert
 
 
@@ -20,16 +21,32 @@ def alert_view(stored: StoredAlert, base_url: str) -> dict[str, Any]:
         "channels": list(stored.channels),
         "groups": sorted(alert.groups),
         "status": alert.status.value,
+        # False for Exercise, Test, System and Draft: only exercise recipients get it.
+        "live": is_live(alert),
         "msg_type": alert.msg_type.value,
         "severity": alert.severity.value,
         "urgency": alert.urgency.value,
         "expires": expires.isoformat() if expires else None,
         "headline": next((i.headline for i in alert.infos if i.headline), None),
+        "template": stored.template,
+        "decision": _decision(stored),
         "alert": alert.model_dump(mode="json", exclude_none=True),
         "links": {
             "self": f"{base_url}/v1/alerts/{stored.id}",
             "cap": f"{base_url}/alerts/{stored.id}.cap",
         },
+    }
+
+
+def _decision(stored: StoredAlert) -> dict[str, Any] | None:
+    """Who approved or rejected an alert held for approval, when and why."""
+    if stored.decided_by is None:
+        return None
+    at = stored.decided_at
+    return {
+        "by": stored.decided_by,
+        "at": at.isoformat() if at else None,
+        "reason": stored.decision_reason,
     }
 
 

@@ -41,7 +41,14 @@ from typing import Any
 
 import asyncpg
 
-from adapters.store import replies_sql, responders_sql, schema, subscribers_sql
+from adapters.store import (
+    approval_sql,
+    replies_sql,
+    responders_sql,
+    schema,
+    subscribers_sql,
+    tokens_sql,
+)
 from alerts.models import format_cap_time
 from broadcaster.audit import AuditEntry, AuditRecord
 from broadcaster.errors import StoreError
@@ -57,6 +64,8 @@ from broadcaster.ports import (
     InsertResult,
     NewAlert,
     NewReply,
+    OutboxDepth,
+    PlannedDelivery,
     ReplyEvent,
     ReplyInsertResult,
     ReplySource,
@@ -199,6 +208,10 @@ _COUNT_OPEN = "SELECT COUNT(*) FROM deliveries WHERE state = ANY($1::text[])"
 _COUNT_OPEN_ON = (
     "SELECT COUNT(*) FROM deliveries WHERE state = ANY($1::text[]) AND channel = ANY($2::text[])"
 )
+_OUTBOX_DEPTH = (
+    "SELECT channel, state, COUNT(*), MIN(created_at) FROM deliveries "
+    "WHERE state = ANY($1::text[]) GROUP BY channel, state"
+)
 _DELIVERY_COUNTS = (
     "SELECT channel, state, COUNT(*) FROM deliveries WHERE alert_id = $1 "
     "GROUP BY channel, state ORDER BY channel, state"
@@ -304,6 +317,12 @@ class PostgresStore:
         with _translated("ping"):
             await self._pool.fetchval("SELECT 1")
 
+    async def schema_version(self) -> int:
+        self._check_open()
+        with _translated("schema_version"):
+            version = await self._pool.fetchval("SELECT MAX(version) FROM schema_migrations")
+        return int(version or 0)
+
     async def insert_alert(self, new: NewAlert) -> InsertResult:
         self._check_open()
         try:
@@ -335,49 +354,64 @@ class PostgresStore:
         """Insert the alert and, when created, its deliveries and its effect on the alerts it
         references, in one transaction. Returns the new seq, or None on a conflict (then
         nothing was written)."""
-        received_at = schema.as_utc(new.received_at)
-        expires_at = schema.delivery_expiry(new)
-        priority = int(new.priority)
         async with self._pool.acquire() as conn, conn.transaction():
             seq = await conn.fetchval(_INSERT_ALERT, *params)
             if seq is None:
                 return None
-            target = schema.referenced_alert_state(new)
-            keys = schema.reference_keys(new)
-            if target is not None and keys:
-                rows = await conn.fetch(
-                    _MARK_REFERENCED,
-                    [k[0] for k in keys],
-                    [k[1] for k in keys],
-                    [k[2] for k in keys],
-                    new.id,
-                    target.value,
-                )
-                referenced = [row[0] for row in rows]
-                if referenced:
-                    await conn.execute(_CANCEL_PENDING, referenced, received_at)
-                    # Before the alert's own audience: at equal priority, lower ids go
-                    # first, and those acting on the original's word need the correction most.
-                    await conn.execute(
-                        _PLAN_CORRECTIONS,
-                        new.id,
-                        referenced,
-                        priority,
-                        received_at,
-                        expires_at,
-                        list(schema.REACHED_STATE_VALUES),
-                    )
-            if new.deliveries:
-                await conn.execute(
-                    _INSERT_DELIVERIES,
-                    new.id,
-                    [d.channel for d in new.deliveries],
-                    [d.recipient for d in new.deliveries],
-                    priority,
-                    received_at,
-                    expires_at,
-                )
+            await _plan(conn, new)
             return int(seq)
+
+    # --- Approval ---------------------------------------------------------------------------
+
+    async def approve_alert(
+        self,
+        alert_id: str,
+        deliveries: Sequence[PlannedDelivery],
+        priority: int,
+        *,
+        by: str,
+        reason: str,
+        at: datetime,
+        audit: AuditEntry,
+    ) -> StoredAlert | None:
+        """One transaction: the decision (only from pending_approval), the same planning as
+        an accepted insert (`_plan`), the audit row."""
+        self._check_open()
+        with _translated("approve_alert"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                stored = await _decide(conn, alert_id, AlertState.ACCEPTED, by, reason, at)
+                if stored is None:
+                    return None
+                await _plan(conn, schema.approved_alert(stored, deliveries, priority, at))
+                await _append_audit(conn, audit)
+        return stored
+
+    async def reject_alert(
+        self,
+        alert_id: str,
+        state: AlertState,
+        *,
+        by: str,
+        reason: str,
+        at: datetime,
+        audit: AuditEntry,
+    ) -> StoredAlert | None:
+        self._check_open()
+        approval_sql.check_refusal(state)
+        with _translated("reject_alert"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                stored = await _decide(conn, alert_id, state, by, reason, at)
+                if stored is not None:
+                    await _append_audit(conn, audit)
+        return stored
+
+    async def pending_alerts(self, received_before: datetime, limit: int) -> list[StoredAlert]:
+        self._check_open()
+        with _translated("pending_alerts"):
+            rows = await self._pool.fetch(
+                approval_sql.POSTGRES_PENDING, schema.as_utc(received_before), limit
+            )
+        return [_alert(row) for row in rows]
 
     # --- Outbox --------------------------------------------------------------------------
 
@@ -487,6 +521,12 @@ class PostgresStore:
                     _COUNT_OPEN_ON, list(schema.OPEN_STATE_VALUES), list(channels)
                 )
         return int(count)
+
+    async def outbox_depth(self) -> list[OutboxDepth]:
+        self._check_open()
+        with _translated("outbox_depth"):
+            rows = await self._pool.fetch(_OUTBOX_DEPTH, list(schema.OPEN_STATE_VALUES))
+        return [OutboxDepth(r[0], r[1], int(r[2]), r[3]) for r in rows]
 
     async def delivery_counts(self, alert_id: str) -> dict[str, dict[str, int]]:
         self._check_open()
@@ -852,6 +892,31 @@ class PostgresStore:
             revoked_at=row[6],
         )
 
+    async def list_tokens(self) -> list[ApiToken]:
+        self._check_open()
+        with _translated("list_tokens"):
+            rows = await self._pool.fetch(tokens_sql.POSTGRES_LIST)
+        return [tokens_sql.postgres_token(r) for r in rows]
+
+    async def revoke_tokens(
+        self,
+        *,
+        token_id: str | None = None,
+        name: str | None = None,
+        at: datetime,
+        audit: Callable[[list[ApiToken]], AuditEntry | None],
+    ) -> list[ApiToken]:
+        self._check_open()
+        params = tokens_sql.selector(token_id, name)
+        with _translated("revoke_tokens"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(tokens_sql.POSTGRES_REVOKE, schema.as_utc(at), *params)
+                revoked = [tokens_sql.postgres_token(r) for r in rows]
+                entry = audit(revoked)
+                if entry is not None:
+                    await _append_audit(conn, entry)
+        return revoked
+
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("postgres store is closed")
@@ -879,3 +944,58 @@ def _utc_or_none(value: datetime | None) -> datetime | None:
 def _row_count(status: str) -> int:
     """The row count of a command tag such as `UPDATE 3`."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def _decide(
+    conn: Any, alert_id: str, state: AlertState, by: str, reason: str, at: datetime
+) -> StoredAlert | None:
+    """Decide an alert pending approval in `conn`'s transaction; None when it is not."""
+    status = await conn.execute(
+        schema.DECIDE_POSTGRES, AlertState(state).value, by, schema.as_utc(at), reason, alert_id
+    )
+    if _row_count(status) == 0:
+        return None
+    return _alert(await conn.fetchrow(_ALERT_BY_ID, alert_id))
+
+
+async def _plan(conn: Any, new: NewAlert) -> None:
+    """In `conn`'s transaction, for an alert now accepted: its deliveries and its effect on
+    the alerts it references (an insert's and an approval's planning alike)."""
+    received_at = schema.as_utc(new.received_at)
+    expires_at = schema.delivery_expiry(new)
+    priority = int(new.priority)
+    target = schema.referenced_alert_state(new)
+    keys = schema.reference_keys(new)
+    if target is not None and keys:
+        rows = await conn.fetch(
+            _MARK_REFERENCED,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            new.id,
+            target.value,
+        )
+        referenced = [row[0] for row in rows]
+        if referenced:
+            await conn.execute(_CANCEL_PENDING, referenced, received_at)
+            # Before the alert's own audience: at equal priority, lower ids go
+            # first, and those acting on the original's word need the correction most.
+            await conn.execute(
+                _PLAN_CORRECTIONS,
+                new.id,
+                referenced,
+                priority,
+                received_at,
+                expires_at,
+                list(schema.REACHED_STATE_VALUES),
+            )
+    if new.deliveries:
+        await conn.execute(
+            _INSERT_DELIVERIES,
+            new.id,
+            [d.channel for d in new.deliveries],
+            [d.recipient for d in new.deliveries],
+            priority,
+            received_at,
+            expires_at,
+        )

@@ -29,6 +29,7 @@ from broadcaster.ports import (
     DeliveryOutcome,
     DeliveryState,
     NewAlert,
+    PlannedDelivery,
     StoredAlert,
 )
 
@@ -400,6 +401,20 @@ CREATE TRIGGER replies_event_on_update AFTER UPDATE OF state, state_by, state_at
 CREATE INDEX replies_cluster ON replies (cluster_id) WHERE cluster_id IS NOT NULL;
 """
 
+# v10: comms-desk safeguards. The template an alert was filled from (and its values, JSON),
+# so that its ready correction can be filled; who approved or rejected an alert held for the
+# two-person rule, when and why. `alerts_pending` serves the expiry of unapproved alerts.
+_V10_COMMON = """
+ALTER TABLE alerts ADD COLUMN template {text};
+ALTER TABLE alerts ADD COLUMN template_values {text};
+ALTER TABLE alerts ADD COLUMN decided_by {text};
+ALTER TABLE alerts ADD COLUMN decided_at {time};
+ALTER TABLE alerts ADD COLUMN decision_reason {text};
+CREATE INDEX alerts_pending ON alerts (received_at) WHERE state = 'pending_approval';
+"""
+_V10_SQLITE = _V10_COMMON.format(text="TEXT", time="TEXT")
+_V10_POSTGRES = _V10_COMMON.format(text="text", time="timestamptz")
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "intake: alerts and api_tokens", _V1_SQLITE, _V1_POSTGRES),
     Migration(
@@ -436,6 +451,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(8, "replies: triage, position, media, state; poll_votes", _V8_SQLITE, _V8_POSTGRES),
     Migration(9, "reply_events: the responder feed; replies_cluster", _V9_SQLITE, _V9_POSTGRES),
+    Migration(10, "alerts: template and approval decision", _V10_SQLITE, _V10_POSTGRES),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -472,13 +488,13 @@ def sqlite_statements(script: str) -> list[str]:
 ALERT_INSERT_COLUMNS = (
     "id, identifier, sender, sent, sent_text, status, msg_type, severity, urgency, expires, "
     "state, source, channels, created_by, idempotency_key, body_hash, alert_json, cap_xml, "
-    "received_at"
+    "received_at, template, template_values"
 )
 ALERT_INSERT_COUNT = ALERT_INSERT_COLUMNS.count(",") + 1
 # What reading an alert back needs, in the order `stored_alert_from_row` expects.
 ALERT_READ_COLUMNS = (
     "seq, id, alert_json, channels, source, state, created_by, idempotency_key, body_hash, "
-    "cap_xml, received_at"
+    "cap_xml, received_at, template, template_values, decided_by, decided_at, decision_reason"
 )
 
 
@@ -525,6 +541,8 @@ def alert_insert_values(new: NewAlert) -> list[object]:
         alert.model_dump_json(),
         new.cap_xml,
         as_utc(new.received_at),
+        new.template,
+        json.dumps(dict(new.template_values)) if new.template is not None else None,
     ]
 
 
@@ -543,6 +561,8 @@ def stored_alert_from_new(seq: int, new: NewAlert) -> StoredAlert:
         body_hash=new.body_hash,
         cap_xml=new.cap_xml,
         received_at=as_utc(new.received_at),
+        template=new.template,
+        template_values=tuple(new.template_values),
     )
 
 
@@ -561,7 +581,54 @@ def stored_alert_from_row(row: Sequence[Any], received_at: datetime) -> StoredAl
         body_hash=row[8],
         cap_xml=row[9],
         received_at=as_utc(received_at),
+        template=row[11],
+        template_values=tuple(json.loads(row[12]).items()) if row[12] else (),
+        decided_by=row[13],
+        decided_at=_any_time(row[14]),
+        decision_reason=row[15],
     )
+
+
+def _any_time(value: datetime | str | None) -> datetime | None:
+    """A time column as either backend returns it (SQLite text, PostgreSQL datetime)."""
+    if value is None:
+        return None
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def approved_alert(
+    stored: StoredAlert, deliveries: Sequence[PlannedDelivery], priority: int, at: datetime
+) -> NewAlert:
+    """The `NewAlert` that planning an approved alert works from: `stored` as accepted, with
+    its deliveries due at `at`, so that approval reuses the insert's planning (`plan` in
+    each store) word for word, Update/Cancel supersession included."""
+    return NewAlert(
+        id=stored.id,
+        alert=stored.alert,
+        channels=stored.channels,
+        source=stored.source,
+        state=AlertState.ACCEPTED,
+        created_by=stored.created_by,
+        idempotency_key=stored.idempotency_key,
+        body_hash=stored.body_hash,
+        cap_xml=stored.cap_xml,
+        received_at=as_utc(at),
+        deliveries=tuple(deliveries),
+        priority=priority,
+    )
+
+
+# Approval decisions: only an alert still pending approval moves (a concurrent approve and
+# reject, or an approval racing the expiry, decide once). Placeholders: state, by, at,
+# reason, id; SQLite uses ?, PostgreSQL $n.
+DECIDE_SQLITE = (
+    "UPDATE alerts SET state = ?, decided_by = ?, decided_at = ?, decision_reason = ? "
+    "WHERE id = ? AND state = 'pending_approval'"
+)
+DECIDE_POSTGRES = (
+    "UPDATE alerts SET state = $1, decided_by = $2, decided_at = $3, decision_reason = $4 "
+    "WHERE id = $5 AND state = 'pending_approval'"
+)
 
 
 # --- Delivery engine: helpers shared by both stores ------------------------------------

@@ -29,7 +29,15 @@ from typing import Any
 
 import aiosqlite
 
-from adapters.store import replies_sql, responders_sql, schema, sqlite_outbox, subscribers_sql
+from adapters.store import (
+    approval_sql,
+    replies_sql,
+    responders_sql,
+    schema,
+    sqlite_outbox,
+    subscribers_sql,
+    tokens_sql,
+)
 from alerts.models import format_cap_time
 from broadcaster.audit import AuditEntry, AuditRecord
 from broadcaster.errors import StoreError
@@ -45,6 +53,8 @@ from broadcaster.ports import (
     InsertResult,
     NewAlert,
     NewReply,
+    OutboxDepth,
+    PlannedDelivery,
     ReplyEvent,
     ReplyInsertResult,
     ReplySource,
@@ -220,6 +230,10 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._fetch("SELECT 1", ())
 
+    async def schema_version(self) -> int:
+        rows = await self._fetch("SELECT MAX(version) FROM schema_migrations", ())
+        return int(rows[0][0] or 0)
+
     async def insert_alert(self, new: NewAlert) -> InsertResult:
         self._check_open()
         if self._writer_task.done():
@@ -282,6 +296,49 @@ class SqliteStore:
         rows = await self._fetch("SELECT superseded_by FROM alerts WHERE id = ?", (alert_id,))
         return None if not rows or rows[0][0] is None else str(rows[0][0])
 
+    # --- approval (adapters.store.approval_sql) -----------------------------------------
+
+    async def approve_alert(
+        self,
+        alert_id: str,
+        deliveries: Sequence[PlannedDelivery],
+        priority: int,
+        *,
+        by: str,
+        reason: str,
+        at: datetime,
+        audit: AuditEntry,
+    ) -> StoredAlert | None:
+        planned = tuple(deliveries)
+        stored: StoredAlert | None = await self._run_job(
+            lambda conn: approval_sql.sqlite_approve(
+                conn, alert_id, planned, priority, by, reason, at, audit
+            )
+        )
+        return stored
+
+    async def reject_alert(
+        self,
+        alert_id: str,
+        state: AlertState,
+        *,
+        by: str,
+        reason: str,
+        at: datetime,
+        audit: AuditEntry,
+    ) -> StoredAlert | None:
+        approval_sql.check_refusal(state)
+        stored: StoredAlert | None = await self._run_job(
+            lambda conn: approval_sql.sqlite_reject(conn, alert_id, state, by, reason, at, audit)
+        )
+        return stored
+
+    async def pending_alerts(self, received_before: datetime, limit: int) -> list[StoredAlert]:
+        rows = await self._fetch(
+            approval_sql.SQLITE_PENDING, (schema.utc_text(received_before), limit)
+        )
+        return [approval_sql.sqlite_alert(row) for row in rows]
+
     async def create_token(self, token: ApiToken) -> None:
         self._check_open()
         values = (
@@ -308,6 +365,23 @@ class SqliteStore:
         return ApiToken(
             ident, name, Role(role), stored_hash, created_at, parse(expires), parse(revoked)
         )
+
+    async def list_tokens(self) -> list[ApiToken]:
+        return [tokens_sql.sqlite_token(r) for r in await self._fetch(tokens_sql.SQLITE_LIST, ())]
+
+    async def revoke_tokens(
+        self,
+        *,
+        token_id: str | None = None,
+        name: str | None = None,
+        at: datetime,
+        audit: Callable[[list[ApiToken]], AuditEntry | None],
+    ) -> list[ApiToken]:
+        tokens_sql.selector(token_id, name)
+        revoked: list[ApiToken] = await self._run_job(
+            lambda conn: tokens_sql.sqlite_revoke(conn, token_id, name, at, audit)
+        )
+        return revoked
 
     # --- subscribers ----------------------------------------------------------------------
 
@@ -553,6 +627,13 @@ class SqliteStore:
             sql = f"{sqlite_outbox.COUNT_OPEN} AND channel IN ({marks})"
             rows = await self._fetch(sql, names)
         return int(rows[0][0])
+
+    async def outbox_depth(self) -> list[OutboxDepth]:
+        rows = await self._fetch(sqlite_outbox.OUTBOX_DEPTH, ())
+        return [
+            OutboxDepth(str(channel), str(state), int(count), schema.parse_utc_text(oldest))
+            for channel, state, count, oldest in rows
+        ]
 
     async def delivery_counts(self, alert_id: str) -> dict[str, dict[str, int]]:
         rows = await self._fetch(sqlite_outbox.COUNTS_BY_ALERT, (alert_id,))

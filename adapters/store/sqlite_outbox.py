@@ -114,6 +114,10 @@ ON CONFLICT DO NOTHING
 """  # noqa: S608
 
 COUNT_OPEN = "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+OUTBOX_DEPTH = (
+    "SELECT channel, state, COUNT(*), MIN(created_at) FROM deliveries "
+    "WHERE state IN ('pending', 'sending') GROUP BY channel, state"
+)
 COUNTS_BY_ALERT = (
     "SELECT channel, state, COUNT(*) FROM deliveries WHERE alert_id = ? GROUP BY channel, state"
 )

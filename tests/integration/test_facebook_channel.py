@@ -32,9 +32,15 @@ SENT = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 WRONG_TOKEN = "EAAwrongTokenThatMustNeverLeak987654"
 
 
-def settings_for(simulator_url: str, token: str = PAGE_TOKEN) -> FacebookSettings:
+def settings_for(
+    simulator_url: str, token: str = PAGE_TOKEN, *, exercises: bool = False
+) -> FacebookSettings:
     return FacebookSettings(
-        page_id=PAGE_ID, page_token=SecretStr(token), api_base=simulator_url, rate_per_second=10
+        page_id=PAGE_ID,
+        page_token=SecretStr(token),
+        api_base=simulator_url,
+        rate_per_second=10,
+        exercises=exercises,
     )
 
 
@@ -126,8 +132,8 @@ async def test_update_and_cancel_are_new_posts_with_their_prefix(
     tmp_path: Path, simulator: FacebookSimulator, session: aiohttp.ClientSession
 ) -> None:
     """An Update and a Cancel each become a new post starting UPDATE: / CANCELLED:; an
-    Exercise starts with its marker."""
-    channel = FacebookChannel(settings_for(simulator.url), session, public_url=None)
+    Exercise starts with its marker (on a Page configured for exercises)."""
+    channel = FacebookChannel(settings_for(simulator.url, exercises=True), session, public_url=None)
     async with engine(tmp_path, channel) as service:
         alert = await submit(service, status="Exercise")
         service.start_dispatcher()

@@ -55,7 +55,7 @@ async def wait_until(condition: Callable[[], bool], within: float = 30.0) -> Non
 
 
 def connected(app: RunningService) -> bool:
-    return bool(app.service.metrics.mqtt_connected._value.get() == 1)
+    return bool(app.service.metrics.mqtt_connected.labels("intake")._value.get() == 1)
 
 
 def reached(app: RunningService, count: int) -> bool:

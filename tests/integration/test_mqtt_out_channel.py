@@ -67,14 +67,18 @@ async def retained(broker: Broker, topic: str, seconds: float = 0.7) -> dict[str
     return {topic: body for topic, body, was_retained in late.messages if was_retained}
 
 
-def mqtt_channel(broker: Broker, holder: list[Service] | None = None) -> MqttOutChannel:
+def mqtt_channel(
+    broker: Broker, holder: list[Service] | None = None, *, exercises: bool = False
+) -> MqttOutChannel:
     async def superseded(stored: StoredAlert) -> Sequence[StoredAlert]:
         assert holder
         store = holder[0].store
         found = [await store.get_alert(i) for i in await store.superseded_by(stored.id)]
         return [alert for alert in found if alert is not None]
 
-    settings = MqttSettings(url=broker.url, publish_prefix=PREFIX, client_id="bc-test")
+    settings = MqttSettings(
+        url=broker.url, publish_prefix=PREFIX, client_id="bc-test", exercises=exercises
+    )
     return MqttOutChannel(
         settings,
         base_url=PUBLIC_URL,
@@ -174,8 +178,9 @@ async def test_late_subscriber_gets_retained_areas_and_update_cancel_clear_them(
 async def test_exercise_is_streamed_with_its_status_but_never_retained(
     tmp_path: Path, broker: Broker
 ) -> None:
-    """An Exercise goes to the live stream marked status Exercise and leaves areas alone."""
-    channel = mqtt_channel(broker)
+    """With `exercises` on, an Exercise goes to the live stream marked status Exercise and
+    leaves areas alone."""
+    channel = mqtt_channel(broker, exercises=True)
     async with Listener(broker, f"{PREFIX}/alerts/#") as live, engine(tmp_path, channel) as svc:
         await submit(svc, status="Exercise", severity="Minor", areas=AREAS)
         svc.start_dispatcher()

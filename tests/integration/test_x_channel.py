@@ -30,8 +30,9 @@ LONG = " ".join(
 )
 
 
-def settings_for(simulator: XSimulator) -> XSettings:
+def settings_for(simulator: XSimulator, *, exercises: bool = False) -> XSettings:
     return XSettings(
+        exercises=exercises,
         consumer_key="ck",
         consumer_secret="cs",
         access_token="at",
@@ -96,8 +97,9 @@ async def test_short_alert_is_one_post_and_long_alert_a_reply_thread(
 
 
 async def test_exercise_marker_starts_every_post(tmp_path: Path, x_sim: XSimulator) -> None:
-    """Every post of an Exercise alert's thread starts with the exercise marker."""
-    channel = XChannel(settings_for(x_sim), public_url=None)
+    """Every post of an Exercise alert's thread starts with the exercise marker (on an
+    account configured for exercises)."""
+    channel = XChannel(settings_for(x_sim, exercises=True), public_url=None)
     async with engine(tmp_path, channel) as service:
         await submit(service, status="Exercise", description=LONG)
         service.start_dispatcher()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 from alerts.models import format_cap_time
+from broadcaster.audit import AuditEntry, AuditRecord, chain_hash
 from broadcaster.errors import StoreError
 from broadcaster.ports import ApiToken, InsertResult, NewAlert, StoredAlert
 
@@ -15,6 +18,7 @@ class MemoryStore:
         self.tokens: dict[str, ApiToken] = {}
         self.closed = False
         self.token_lookups = 0
+        self.audit: list[AuditRecord] = []
         # (alert id, PlannedDelivery) of every alert inserted: intake tests check planning.
         self.planned: list[tuple[str, object]] = []
 
@@ -37,7 +41,8 @@ class MemoryStore:
                 return InsertResult(alert=stored, created=False)
         fields = StoredAlert.__dataclass_fields__
         stored = StoredAlert(
-            seq=len(self.alerts) + 1, **{f: getattr(new, f) for f in fields if f != "seq"}
+            seq=len(self.alerts) + 1,
+            **{f: getattr(new, f) for f in fields if f != "seq" and hasattr(new, f)},
         )
         self.alerts.append(stored)
         self.planned.extend((new.id, d) for d in new.deliveries)
@@ -59,6 +64,45 @@ class MemoryStore:
     async def find_token(self, token_hash: str) -> ApiToken | None:
         self.token_lookups += 1
         return self.tokens.get(token_hash)
+
+    async def list_tokens(self) -> list[ApiToken]:
+        return sorted(self.tokens.values(), key=lambda t: (t.created_at, t.id))
+
+    async def revoke_tokens(
+        self,
+        *,
+        token_id: str | None = None,
+        name: str | None = None,
+        at: datetime,
+        audit: Callable[[list[ApiToken]], AuditEntry | None],
+    ) -> list[ApiToken]:
+        revoked = []
+        for key, token in self.tokens.items():
+            chosen = token.id == token_id if token_id is not None else token.name == name
+            if chosen and token.revoked_at is None:
+                self.tokens[key] = replace(token, revoked_at=at)
+                revoked.append(self.tokens[key])
+        entry = audit(revoked)
+        if entry is not None:
+            await self.append_audit(entry)
+        return revoked
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        prev = self.audit[-1].hash if self.audit else None
+        row = AuditRecord(
+            len(self.audit) + 1,
+            entry.at,
+            entry.actor,
+            entry.action,
+            dict(entry.detail),
+            prev,
+            chain_hash(prev, entry),
+        )
+        self.audit.append(row)
+        return row
+
+    async def audit_rows(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        return [r for r in self.audit if r.seq > after_seq][:limit]
 
     def revoke_all(self, when: object) -> None:
         for key, token in self.tokens.items():

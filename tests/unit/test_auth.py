@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broadcaster.auth import Authenticator, create_token, hash_token, require_role
+from broadcaster.auth import (
+    Authenticator,
+    FailureLimiter,
+    create_token,
+    hash_token,
+    require_role,
+)
 from broadcaster.errors import AuthError
 from broadcaster.ports import Role
 from tests.support.fake_store import MemoryStore
@@ -61,3 +67,33 @@ async def test_lookups_are_cached_briefly() -> None:
     now[0] = 6.0
     await auth.authenticate(f"Bearer {secret}")
     assert store.token_lookups == 2
+
+
+def test_failure_limiter_slides_over_a_minute() -> None:
+    """Past `limit` failures a client waits until the oldest is a minute old; others never."""
+    now = [0.0]
+    limiter = FailureLimiter(3, clock=lambda: now[0])
+    for second in (0.0, 10.0, 20.0):
+        now[0] = second
+        assert limiter.retry_after("a") == 0
+        limiter.failed("a")
+    now[0] = 30.0
+    assert limiter.retry_after("a") == pytest.approx(30.0)
+    assert limiter.retry_after("b") == 0
+    now[0] = 60.0
+    assert limiter.retry_after("a") == 0
+
+
+async def test_token_use_is_audited_once_a_minute_per_token() -> None:
+    """`token.used` is written at most once per token per minute, with the route."""
+    store = MemoryStore()
+    secret, token = await create_token(store, role=Role.ISSUER, name="desk")
+    now = [0.0]
+    auth = Authenticator(store, clock=lambda: now[0])
+    for second in (0.0, 1.0, 59.0, 61.0):
+        now[0] = second
+        await auth.authenticate(f"Bearer {secret}", client="10.0.0.1", route="GET /v1/alerts")
+    used = [r for r in store.audit if r.action == "token.used"]
+    assert [(r.actor, r.detail["route"], r.detail["token_id"]) for r in used] == [
+        ("desk", "GET /v1/alerts", token.id)
+    ] * 2
