@@ -8,7 +8,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import web
 
@@ -19,6 +19,7 @@ from adapters.mqtt_out import MqttOutChannel
 from adapters.mqtt_replies import ReplyPublisher
 from adapters.sms import SmsChannel
 from adapters.store import open_store
+from adapters.store.postgres import PostgresStore
 from adapters.store.schema import LATEST_VERSION
 from adapters.x import XChannel
 from adapters.x_mentions import MentionsPoller
@@ -96,6 +97,8 @@ async def _running(
     service.start_approvals()
     await service.start_publication()
     await service.start_responders()
+    if isinstance(store, PostgresStore):  # other processes' events wake our followers at once
+        service.add_task(store.follow_events(_event_waker(service)), name="event-notifications")
     if settings.mqtt.url:
         mqtt = MqttIntake(settings.mqtt, service, max_payload_bytes=settings.http.max_body_bytes)
         service.add_task(mqtt.run(), name="mqtt-intake")
@@ -121,6 +124,18 @@ async def _running(
         await site.stop()  # stop accepting, let in-flight requests finish
         await runner.cleanup()
         await service.stop()
+
+
+def _event_waker(service: Service) -> Callable[[str], None]:
+    """What a PostgreSQL event notification wakes: the follower of that event table."""
+
+    def wake(table: str) -> None:
+        if table == "alert_events":
+            service.publication.wake()
+        elif table == "reply_events":
+            service.reply_feed.wake()
+
+    return wake
 
 
 def load_triage() -> Triage:

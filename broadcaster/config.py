@@ -57,6 +57,18 @@ class HttpSettings(_Section):
     # How long a token lookup is cached: a token revoked elsewhere (the CLI) stops working
     # within this many seconds.
     auth_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    # Origins (scheme://host[:port]) whose pages may read the public feeds and the public
+    # stream cross-origin (GET only). Empty: no Access-Control-Allow-Origin on any response.
+    cors_origins: tuple[str, ...] = ()
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+                raise ValueError(f"{origin!r} is not an origin like https://example.org")
+        return value
 
     @property
     def base_url(self) -> str:
@@ -157,6 +169,11 @@ class SmsSettings(_Section):
     # Exercise, Test and System alerts go only to subscribers in this group (inside the
     # alert's areas); unset, to nobody by SMS.
     exercise_group: str | None = None
+    # Inbound messages (POST /hooks/twilio/sms) per sending number: a sustained rate per
+    # minute and a burst. Past them a message gets an empty TwiML answer and is dropped
+    # unstored; opt-out keywords (STOP ...) are never limited.
+    inbound_per_minute: Annotated[float, Field(gt=0, le=10_000)] = 6.0
+    inbound_burst: Annotated[int, Field(ge=1, le=10_000)] = 10
 
 
 class XSettings(_Section):
@@ -267,6 +284,9 @@ class DeliverySettings(_Section):
     backoff_cap_seconds: Annotated[float, Field(gt=0)] = 300.0
     # A claim is a lease: a process that dies holding deliveries loses them after this.
     lease_seconds: Annotated[float, Field(ge=5)] = 60.0
+    # Several processes on PostgreSQL: one sends on a channel at a time (its rate budget);
+    # when it dies another takes the channel over within about this.
+    channel_lease_seconds: Annotated[float, Field(ge=1, le=300)] = 5.0
     send_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
     # Sends in flight per channel, unless the channel sets its own.
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 32

@@ -13,6 +13,10 @@ Contract:
 - Leases of held deliveries are renewed while they wait (rate limit, open circuit); a
   maintenance loop reclaims the leases of processes that died and expires what is past its
   alert's expiry.
+- Several processes on one PostgreSQL: a channel is sent on only by the process holding its
+  lease (`ChannelLeases`), so its rate budget holds across processes; the others skip it
+  until the holder dies or stops. A process that loses a lease gives back what it claimed
+  and has not started. With SQLite every lease is always held: nothing changes.
 - `stop()`: stop claiming, cut short every worker that has not started its send, let sends
   in flight finish within the grace period, give every delivery not attempted back to the
   outbox. `drain()` runs until the outbox has nothing pending or sending, then stops.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -36,6 +41,7 @@ from broadcaster.circuit import CircuitBreaker, CircuitState
 from broadcaster.config import DeliverySettings
 from broadcaster.errors import StoreError
 from broadcaster.fence import CancelFence
+from broadcaster.leases import ChannelLeases
 from broadcaster.metrics import Metrics
 from broadcaster.ports import Channel, ClaimedDelivery, DeliveryOutcome, DeliveryState, Store
 from broadcaster.ratelimit import ChannelLimiter
@@ -64,6 +70,7 @@ class DispatchPolicy:
     breaker_failures: int
     breaker_cooldown_seconds: float
     shutdown_grace_seconds: float
+    channel_lease_seconds: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: DeliverySettings) -> DispatchPolicy:
@@ -86,12 +93,16 @@ class ChannelRunner:
         attempt: Attempt,
         policy: DispatchPolicy,
         now: Callable[[], datetime],
+        leased: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
         self.attempt = attempt
         self.channel = attempt.channel
         self.policy = policy
         self._now = now
+        # Whether this process holds the channel's lease (broadcaster/leases.py): only then
+        # does it claim, and a claimed delivery is given back unsent once the lease is lost.
+        self._leased = leased
         self.concurrency = max(1, attempt.channel.limits.concurrency or policy.concurrency)
         self._queue: deque[ClaimedDelivery] = deque()
         self._ready = asyncio.Condition()
@@ -134,7 +145,7 @@ class ChannelRunner:
         batch = self.concurrency
         while not self.stopping:
             claimed: list[ClaimedDelivery] = []
-            if len(self._queue) < batch:
+            if len(self._queue) < batch and self._leased():
                 now = self._now()
                 lease = now + timedelta(seconds=self.policy.lease_seconds)
                 try:
@@ -183,6 +194,12 @@ class ChannelRunner:
             delivery = self._queue.popleft()
             if len(self._queue) < self.concurrency:
                 self._room.set()
+            if not self._leased():  # another process may be sending on this channel now
+                self._slots.release()
+                self._claimed_at.pop(delivery.id, None)
+                await self._give_back([delivery.id])
+                self.held.pop(delivery.id, None)
+                continue
             await self._process(delivery, task)
 
     async def _process(self, delivery: ClaimedDelivery, task: asyncio.Task[Any]) -> None:
@@ -345,9 +362,18 @@ class Dispatcher:
                 now=now,
                 stopping=lambda: self._stopping,
             )
-            runner = ChannelRunner(store, attempt, policy, now)
+            runner = ChannelRunner(
+                store, attempt, policy, now, leased=functools.partial(self._leased, name)
+            )
             attempt.before_send = runner.mark_sending
             self.runners[name] = runner
+        self.leases = ChannelLeases(
+            store,
+            list(self.runners),
+            seconds=policy.channel_lease_seconds,
+            on_gained=lambda name: self.runners[name].wake(),
+        )
+        self._lease_keeper: asyncio.Task[None] | None = None
         self._stopping = False
         self._maintenance: asyncio.Task[None] | None = None
         self._state_refresher: asyncio.Task[None] | None = None
@@ -357,7 +383,12 @@ class Dispatcher:
         gauge = self.metrics.circuit_open.labels(name)
         return lambda state: gauge.set(_CIRCUIT_GAUGE[state])
 
+    def _leased(self, channel: str) -> bool:
+        return self.leases.held(channel)
+
     def start(self) -> None:
+        # First, so that a one-process store's leases are held before any claimer runs.
+        self._lease_keeper = asyncio.create_task(self.leases.run(), name="channel-leases")
         for runner in self.runners.values():
             runner.start()
         self._maintenance = asyncio.create_task(self._maintain(), name="outbox-maintenance")
@@ -402,6 +433,11 @@ class Dispatcher:
                     await task
         grace = self.policy.shutdown_grace_seconds
         await asyncio.gather(*(r.stop(grace) for r in self.runners.values()))
+        if self._lease_keeper is not None:
+            self._lease_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_keeper
+        await self.leases.release()
         for channel_runner in self.runners.values():
             await channel_runner.channel.close()
         self._stopped.set()

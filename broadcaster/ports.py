@@ -475,6 +475,23 @@ class Outbox(Protocol):
         """`pending` deliveries whose expires_at <= now become `expired`; returns how many."""
         ...
 
+    async def acquire_channel_leases(
+        self, channels: Sequence[str], holder: str, seconds: float
+    ) -> set[str]:
+        """Take or renew, for `holder`, the lease of each channel in `channels` whose lease is
+        free, ran out, or is already `holder`'s: it now ends `seconds` from the database's
+        clock. Returns the channels `holder` holds. Atomic per channel: two processes never
+        both get one. A one-process store (SQLite) returns every channel."""
+        ...
+
+    async def release_channel_leases(
+        self, channels: Sequence[str], holder: str, cooldown_seconds: float
+    ) -> None:
+        """Give up `holder`'s leases of `channels`: anyone may take them `cooldown_seconds`
+        from now (so sends of the last second and those of the next holder never share a
+        rolling second)."""
+        ...
+
     async def alert_states(self, alert_ids: Sequence[str]) -> dict[str, AlertState]:
         """The current state of each of these alerts (unknown ids are left out)."""
         ...

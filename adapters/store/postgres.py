@@ -33,6 +33,9 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -75,6 +78,8 @@ from broadcaster.ports import (
     StoredReply,
     Subscriber,
 )
+
+log = logging.getLogger(__name__)
 
 # Any constant will do, as long as every broadcaster process uses the same one.
 _MIGRATION_LOCK_KEY = 0x62636173745F6D67  # "bcast_mg"
@@ -203,6 +208,21 @@ _EXPIRE = (
     "UPDATE deliveries d SET state = 'expired', last_error = $2, updated_at = $1 "
     "FROM gone WHERE d.id = gone.id"
 )
+# Channel leases, on the database's clock. The conflict branch runs on the locked, newest row
+# version, so of two processes racing for a free lease exactly one gets it. $1 channels,
+# $2 holder, $3 seconds.
+_ACQUIRE_LEASES = (
+    "INSERT INTO channel_leases (channel, holder, lease_until) "
+    "SELECT c, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) AS c "
+    "ON CONFLICT (channel) DO UPDATE SET holder = EXCLUDED.holder, "
+    "lease_until = EXCLUDED.lease_until "
+    "WHERE channel_leases.holder = EXCLUDED.holder OR channel_leases.lease_until < now() "
+    "RETURNING channel"
+)
+_RELEASE_LEASES = (
+    "UPDATE channel_leases SET holder = '', lease_until = now() + make_interval(secs => $3) "
+    "WHERE channel = ANY($1::text[]) AND holder = $2"
+)
 _ALERT_STATES = "SELECT id, state FROM alerts WHERE id = ANY($1::text[])"
 _COUNT_OPEN = "SELECT COUNT(*) FROM deliveries WHERE state = ANY($1::text[])"
 _COUNT_OPEN_ON = (
@@ -240,9 +260,14 @@ def _translated(action: str, *, connecting: bool = False) -> Iterator[None]:
 class PostgresStore:
     """The Store port on PostgreSQL. Use `await PostgresStore.open(dsn)`."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, dsn: str = "", settings: Mapping[str, str] | None = None
+    ) -> None:
         self._pool = pool
         self._closed = False
+        # For connections outside the pool (`follow_events`).
+        self._dsn = dsn
+        self._settings = dict(settings or {})
 
     @classmethod
     async def open(
@@ -270,7 +295,7 @@ class PostgresStore:
                 timeout=connect_timeout,
                 server_settings=settings or None,
             )
-        return cls(pool)
+        return cls(pool, dsn, settings)
 
     async def migrate(self) -> int:
         """Apply missing migrations, one transaction per step, under an advisory lock."""
@@ -502,6 +527,57 @@ class PostgresStore:
                 _EXPIRE, schema.as_utc(now), schema.DELIVERY_EXPIRED_ERROR
             )
         return _row_count(status)
+
+    async def acquire_channel_leases(
+        self, channels: Sequence[str], holder: str, seconds: float
+    ) -> set[str]:
+        self._check_open()
+        if not channels:
+            return set()
+        with _translated("acquire_channel_leases"):
+            rows = await self._pool.fetch(
+                _ACQUIRE_LEASES, sorted(set(channels)), holder, float(seconds)
+            )
+        return {row[0] for row in rows}
+
+    async def release_channel_leases(
+        self, channels: Sequence[str], holder: str, cooldown_seconds: float
+    ) -> None:
+        self._check_open()
+        if channels:
+            with _translated("release_channel_leases"):
+                await self._pool.execute(
+                    _RELEASE_LEASES, list(channels), holder, float(cooldown_seconds)
+                )
+
+    async def follow_events(self, on_event: Callable[[str], None]) -> None:
+        """Call `on_event(table)` ("alert_events" or "reply_events") whenever a transaction
+        that added events to this store's schema commits, in any process (LISTEN on a
+        connection of its own). Runs until cancelled; a lost connection is re-opened after a
+        pause (meanwhile the followers' polling carries on)."""
+        delay = 0.5
+        while True:
+            try:
+                with _translated("listen", connecting=True):
+                    conn = await asyncpg.connect(
+                        self._dsn, timeout=10.0, server_settings=self._settings or None
+                    )
+            except StoreError as exc:
+                log.warning("event notifications unavailable (%s); polling only", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            try:
+                await _listen(conn, on_event)
+                delay = 0.5
+                log.warning("event notification connection lost; reconnecting")
+            except _DRIVER_ERRORS as exc:
+                log.warning("event notifications failed (%s); reconnecting", exc)
+            finally:
+                if not conn.is_closed():
+                    with contextlib.suppress(*_DRIVER_ERRORS):
+                        await asyncio.wait_for(conn.close(), 2.0)
+            await asyncio.sleep(delay)
 
     async def alert_states(self, alert_ids: Sequence[str]) -> dict[str, AlertState]:
         self._check_open()
@@ -920,6 +996,23 @@ class PostgresStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("postgres store is closed")
+
+
+async def _listen(conn: Any, on_event: Callable[[str], None]) -> None:
+    """LISTEN for event notifications of `conn`'s schema until the connection is lost."""
+    own_schema = await conn.fetchval("SELECT current_schema()")
+    lost = asyncio.Event()
+
+    def notified(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        table, _, schema_name = payload.partition(" ")
+        if schema_name == own_schema:
+            on_event(table)
+
+    conn.add_termination_listener(lambda _conn: lost.set())
+    await conn.add_listener("broadcaster_events", notified)
+    on_event("alert_events")  # anything committed while we were not listening
+    on_event("reply_events")
+    await lost.wait()
 
 
 async def _append_audit(conn: Any, entry: AuditEntry) -> AuditRecord:

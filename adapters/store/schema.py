@@ -415,6 +415,36 @@ CREATE INDEX alerts_pending ON alerts (received_at) WHERE state = 'pending_appro
 _V10_SQLITE = _V10_COMMON.format(text="TEXT", time="TEXT")
 _V10_POSTGRES = _V10_COMMON.format(text="text", time="timestamptz")
 
+# v11: several processes on one PostgreSQL. `channel_leases`: which process may send on a
+# channel (so a provider's rate budget is spent by one process at a time; see
+# broadcaster/leases.py). SQLite is one process and holds every lease: the table exists but is
+# unused. Event notifications: a statement that adds alert or reply events notifies
+# `broadcaster_events` (payload: the table and the schema, so processes following another
+# schema of the same database ignore it); listeners poll at once instead of at the next tick.
+_V11_SQLITE = """
+CREATE TABLE channel_leases (
+    channel TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    lease_until TEXT NOT NULL
+);
+"""
+_V11_POSTGRES = """
+CREATE TABLE channel_leases (
+    channel text PRIMARY KEY,
+    holder text NOT NULL,
+    lease_until timestamptz NOT NULL
+);
+CREATE FUNCTION broadcaster_notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('broadcaster_events', TG_TABLE_NAME || ' ' || TG_TABLE_SCHEMA);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER alert_events_notify AFTER INSERT ON alert_events
+    FOR EACH STATEMENT EXECUTE FUNCTION broadcaster_notify_events();
+CREATE TRIGGER reply_events_notify AFTER INSERT ON reply_events
+    FOR EACH STATEMENT EXECUTE FUNCTION broadcaster_notify_events();
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "intake: alerts and api_tokens", _V1_SQLITE, _V1_POSTGRES),
     Migration(
@@ -452,6 +482,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "replies: triage, position, media, state; poll_votes", _V8_SQLITE, _V8_POSTGRES),
     Migration(9, "reply_events: the responder feed; replies_cluster", _V9_SQLITE, _V9_POSTGRES),
     Migration(10, "alerts: template and approval decision", _V10_SQLITE, _V10_POSTGRES),
+    Migration(11, "channel_leases; event notifications", _V11_SQLITE, _V11_POSTGRES),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

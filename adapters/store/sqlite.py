@@ -608,6 +608,17 @@ class SqliteStore:
         count: int = await self._run_job(lambda conn: sqlite_outbox.expire(conn, now_text))
         return count
 
+    async def acquire_channel_leases(
+        self, channels: Sequence[str], holder: str, seconds: float
+    ) -> set[str]:
+        # One process per SQLite database: it holds every channel's lease.
+        return set(channels)
+
+    async def release_channel_leases(
+        self, channels: Sequence[str], holder: str, cooldown_seconds: float
+    ) -> None:
+        return None
+
     async def alert_states(self, alert_ids: Sequence[str]) -> dict[str, AlertState]:
         ids = list(dict.fromkeys(alert_ids))
         if not ids:

@@ -203,9 +203,7 @@ def test_outbox_collector_age_grows_between_refreshes() -> None:
 def test_build_info_and_every_family_in_the_exposition() -> None:
     metrics = Metrics()
     text = generate_latest(metrics.registry).decode()
-    assert (
-        f'broadcaster_build_info{{python="{platform.python_version()}",version="' in text
-    )
+    assert f'broadcaster_build_info{{python="{platform.python_version()}",version="' in text
     for name in (
         "broadcaster_alerts_received_total",
         "broadcaster_deliveries_total",
