@@ -23,9 +23,10 @@ from adapters.http.feeds import get_cap_item, register_feeds
 from adapters.http.openapi import build_openapi
 from adapters.http.pages import register_pages
 from adapters.http.responders import register_responder_api
+from adapters.http.security import install as install_security_headers
 from adapters.http.signing import Signer
-from adapters.http.tips import register_tips
-from adapters.http.twilio_hooks import twilio_sms, twilio_status
+from adapters.http.tips import ClientLimiter, register_tips
+from adapters.http.twilio_hooks import SMS_LIMITER, twilio_sms, twilio_status
 from adapters.http.views import alert_view, delivery_view
 from broadcaster.errors import IntakeError
 from broadcaster.intake import PayloadFormat, Submission
@@ -45,6 +46,9 @@ def create_app(service: Service) -> web.Application:
     )
     app[SERVICE] = service
     app[MAX_BODY_BYTES] = service.settings.http.max_body_bytes
+    install_security_headers(app, service.settings.http.cors_origins)
+    sms = service.settings.channels.sms
+    app[SMS_LIMITER] = ClientLimiter(sms.inbound_per_minute, sms.inbound_burst)
     app.router.add_post("/v1/alerts", post_alert)
     register_alert_actions(app, service)
     app.router.add_get("/v1/alerts", list_alerts)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -284,7 +285,8 @@ class Dashboard:
         back = "/responders" + (f"?{urlencode(query)}" if query else "")
         notice = None
         code = request.query.get("notice")
-        if code in NOTICES and (request.query.get("reply") or "").isdigit():
+        # ASCII digits only: str.isdigit() accepts "²", which int() refuses (was a 500).
+        if code in NOTICES and re.fullmatch(r"[0-9]{1,18}", request.query.get("reply") or ""):
             notice = NOTICES[code].format(id=int(request.query["reply"]))
         context: dict[str, Any] = {
             "rows": rows,

@@ -9,6 +9,7 @@ from typing import Any
 from alerts.requests import AlertRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_FORM = "application/x-www-form-urlencoded"
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -196,8 +197,16 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     "summary": "SMS subscribers by id (admin)",
                     "security": auth,
                     "parameters": [
-                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-                        {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                        {
+                            "name": "after",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 2**62},
+                        },
                     ],
                     "responses": {
                         "200": _json({"type": "object"}, "subscribers with a `next` link"),
@@ -346,6 +355,13 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     "summary": "acknowledge, escalate or dismiss a reply, with an optional note "
                     "(audited)",
                     "security": auth,
+                    "parameters": [
+                        _path_param("id", {"type": "integer", "minimum": 0}),
+                        _path_param(
+                            "action",
+                            {"type": "string", "enum": ["acknowledge", "escalate", "dismiss"]},
+                        ),
+                    ],
                     "requestBody": _json_body({"note": {"type": "string", "maxLength": 1000}}),
                     "responses": {
                         "200": _json({"type": "object"}, "the reply"),
@@ -357,6 +373,7 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                 "post": {
                     "summary": "Answer the sender on the channel the reply came from (audited)",
                     "security": auth,
+                    "parameters": [_path_param("id", {"type": "integer", "minimum": 0})],
                     "requestBody": _json_body({"text": {"type": "string", "maxLength": 1600}}),
                     "responses": {
                         "201": _json({"type": "object"}, "{id, source, provider_ref}"),
@@ -499,5 +516,145 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "OpenAPI"}},
                 }
             },
+            **_more_paths(view, auth),
+        },
+    }
+
+
+def _path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _more_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The comms-desk actions, templates, single replies and the HTML pages for the public
+    and responders (so a fuzzer and a client generator reach every route)."""
+    reason = _json_body({"reason": {"type": "string", "maxLength": 1000}})
+    reply_id = _path_param("id", {"type": "integer", "minimum": 0})
+    alert_id = _path_param("id")
+    reply = _json({"type": "object"}, "the reply")
+
+    def action(summary: str, body: dict[str, Any], ok: str, *errors: int) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": summary,
+                "security": auth,
+                "parameters": [alert_id],
+                "requestBody": body,
+                "responses": {ok: _json(view, summary), **_errors(*errors)},
+            }
+        }
+
+    values = {"type": "object", "additionalProperties": {"type": "string"}}
+    return {
+        "/v1/alerts/from-template/{name}": {
+            "post": {
+                "summary": "Issue an alert from a pre-approved template (issuer)",
+                "security": auth,
+                "parameters": [_path_param("name")],
+                "requestBody": _json_body(
+                    {
+                        "values": values,
+                        "areas": {"type": "array", "items": {"type": "object"}},
+                        "expires": {"type": "string"},
+                        "status": {"type": "string"},
+                        "languages": {"type": "array", "items": {"type": "string"}},
+                        "channels": {"type": "array", "items": {"type": "string"}},
+                        "groups": {"type": "array", "items": {"type": "string"}},
+                    }
+                ),
+                "responses": {
+                    "201": _json(view, "stored (committed) and accepted"),
+                    "200": _json(view, "a repeat: the alert stored the first time"),
+                    **_errors(400, 401, 403, 404, 409, 415, 422),
+                },
+            }
+        },
+        "/v1/templates": {
+            "get": {
+                "summary": "Every alert template with its placeholders (issuer, approver)",
+                "security": auth,
+                "responses": {
+                    "200": _json({"type": "object"}, "{templates: [...]}"),
+                    **_errors(401, 403),
+                },
+            }
+        },
+        "/v1/alerts/{id}/approve": action(
+            "Approve a pending alert (approver; audited)",
+            reason,
+            "200",
+            400,
+            401,
+            403,
+            404,
+            409,
+            415,
+            422,
+        ),
+        "/v1/alerts/{id}/reject": action(
+            "Reject a pending alert (approver; audited)",
+            reason,
+            "200",
+            400,
+            401,
+            403,
+            404,
+            409,
+            415,
+            422,
+        ),
+        "/v1/alerts/{id}/cancel": action(
+            "Cancel an alert in one step, with its correction (issuer, approver; audited)",
+            _json_body({"reason": {"type": "string", "maxLength": 1000}, "values": values}),
+            "201",
+            400,
+            401,
+            403,
+            404,
+            409,
+            415,
+            422,
+        ),
+        "/v1/replies/{id}": {
+            "get": {
+                "summary": "One reply (responder)",
+                "security": auth,
+                "parameters": [reply_id],
+                "responses": {"200": reply, **_errors(401, 403, 404)},
+            }
+        },
+        "/tips": {
+            "get": {
+                "summary": "The tip form (HTML, works without JavaScript; sets its CSRF cookie)",
+                "responses": {"200": _html("the form")},
+            }
+        },
+        "/responders": {
+            "get": {
+                "summary": "The responder desk (HTML): the login form without a session",
+                "responses": {"200": _html("the desk, or its login form")},
+            }
+        },
+        "/responders/login": {
+            "post": {
+                "summary": "Log in to the desk with a responder token (form, CSRF token)",
+                "requestBody": {
+                    "content": {_FORM: {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    "303": {"description": "logged in: to the desk"},
+                    "403": {"description": "missing or bad CSRF token (HTML or JSON)"},
+                },
+            }
+        },
+        "/responders/logout": {
+            "post": {
+                "summary": "End the desk session (form, CSRF token)",
+                "responses": {"303": {"description": "to the login form"}},
+            }
         },
     }

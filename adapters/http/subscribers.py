@@ -111,6 +111,9 @@ async def list_subscribers(request: web.Request, service: Service) -> web.Respon
         raise IntakeError("limit and after must be integers", code="bad_query") from None
     if not 1 <= limit <= 1000:
         raise IntakeError("limit must be between 1 and 1000", code="bad_query")
+    if after is not None and not 0 <= after <= 2**62:
+        # Past SQLite's and PostgreSQL's 64-bit integers the driver would fail (a 500).
+        raise IntakeError("after must be between 0 and 2^62", code="bad_query")
     rows = await service.store.list_subscribers(limit=limit, after_id=after)
     body: dict[str, Any] = {"subscribers": [subscriber_view(s) for s in rows]}
     if len(rows) == limit and rows[-1].id is not None:

@@ -28,9 +28,13 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 from twilio.twiml.messaging_response import MessagingResponse
 
 from adapters.http.errors import json_error, json_response
+from adapters.http.tips import ClientLimiter
 from broadcaster.ports import DeliveryState
 from broadcaster.service import Service
-from broadcaster.sms_inbox import InboundSms
+from broadcaster.sms_inbox import STOP_WORDS, InboundSms
+
+# One token bucket per sending number (see SmsSettings.inbound_per_minute).
+SMS_LIMITER = web.AppKey("sms_limiter", ClientLimiter)
 
 _FINAL = {
     "delivered": DeliveryState.DELIVERED,
@@ -84,11 +88,16 @@ async def twilio_sms(request: web.Request, service: Service) -> web.Response:
     phone = params.get("From", "").strip()
     if not sid or not phone:
         return json_error(400, "bad_request", "MessageSid and From are required")
+    body = params.get("Body", "")
+    limiter = request.app.get(SMS_LIMITER)
+    if limiter is not None and body.strip().upper() not in STOP_WORDS and limiter.take(phone):
+        # A flood from one number: answered (Twilio must not retry) but dropped unstored.
+        return web.Response(text=str(MessagingResponse()), content_type="text/xml")
     media = params.get("MediaUrl0") if params.get("NumMedia", "0") not in ("", "0") else None
     message = InboundSms(
         sid=sid,
         phone=phone,
-        body=params.get("Body", ""),
+        body=body,
         received_at=datetime.now(UTC),
         media_url=media or None,
     )
