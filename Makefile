@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/correction.py
 	$(BIN)/python bench/triage.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-data

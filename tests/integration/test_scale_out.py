@@ -7,6 +7,11 @@ had in flight (at most its SMS concurrency); no sender over its rate in any roll
 (the simulator answers 429 past it: none); the channel's lease moves to a live process after
 the kill; an alert posted to one process reaches another process's SSE stream (PostgreSQL
 LISTEN/NOTIFY wakes its follower).
+
+A second case runs the same three processes with no kill, on 6,000 recipients (fewer, to
+keep the suite's time sensible: exactly-once needs no big run to show) and asserts every
+recipient got the message exactly once: 0 duplicates, since duplicates may only come from
+sends a killed process had in flight.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ SENDERS = ["+15005550001", "+15005550002", "+15005550003"]
 MPS = 250  # segments per second per sender, in the simulator and in the config
 CONCURRENCY = 32
 KILL_AFTER = RECIPIENTS // 3
+RECIPIENTS_NO_KILL = 6_000
 CHANNEL_LEASE_SECONDS = 3
 AREA = {"description": "Centre", "circle": {"lat": 53.48, "lon": -2.24, "radius_km": 5}}
 ALERT = {
@@ -103,6 +109,14 @@ async def first_event(response: aiohttp.ClientResponse) -> str:
 
 
 async def test_three_processes_share_the_rate_budget_and_survive_a_kill(tmp_path: Path) -> None:
+    await _scale_out(tmp_path, RECIPIENTS, kill=True)
+
+
+async def test_three_processes_without_a_kill_send_each_exactly_once(tmp_path: Path) -> None:
+    await _scale_out(tmp_path, RECIPIENTS_NO_KILL, kill=False)
+
+
+async def _scale_out(tmp_path: Path, recipients: int, *, kill: bool) -> None:
     dsn = os.environ.get(POSTGRES_DSN_ENV)
     if not dsn:
         pytest.skip(f"{POSTGRES_DSN_ENV} not set: the scale-out test needs PostgreSQL")
@@ -114,7 +128,7 @@ async def test_three_processes_share_the_rate_budget_and_survive_a_kill(tmp_path
         store = await PostgresStore.open(dsn, schema=schema_name)
         try:
             await store.migrate()
-            await store.upsert_subscribers(people(RECIPIENTS), now=datetime.now(UTC))
+            await store.upsert_subscribers(people(recipients), now=datetime.now(UTC))
         finally:
             await store.close()
         async with TwilioSimulator(mps=MPS) as twilio:
@@ -130,7 +144,9 @@ async def test_three_processes_share_the_rate_budget_and_survive_a_kill(tmp_path
             processes = [p for p, _ in started]
             urls = [u for _, u in started]
             logs = [tmp_path / f"serve{i}.log" for i in range(PROCESSES)]
-            await _run(admin, schema_name, twilio, processes, urls, logs, token)
+            await _run(
+                admin, schema_name, twilio, processes, urls, logs, token, recipients, kill=kill
+            )
     finally:
         for process in processes:
             if process.returncode is None:
@@ -154,6 +170,9 @@ async def _run(
     urls: list[str],
     logs: list[Path],
     token: str,
+    recipients: int,
+    *,
+    kill: bool,
 ) -> None:
     async with aiohttp.ClientSession() as http:
         # Another process's SSE stream, opened before the alert is posted to process 0.
@@ -178,20 +197,23 @@ async def _run(
         assert alert_id in data
         sse_ms = (seen_elsewhere - answered) * 1000
 
-        deadline = time.monotonic() + 120
-        while len(twilio.messages) < KILL_AFTER:
-            assert time.monotonic() < deadline, f"only {len(twilio.messages)} sent"
-            assert all(p.returncode is None for p in processes), [tail(log) for log in logs]
-            await asyncio.sleep(0.01)
-        holder = await admin.fetchval(
-            f"SELECT holder FROM {schema_name}.channel_leases WHERE channel = 'sms'"  # noqa: S608
-        )
-        pid = int(holder.split(":")[1])
-        victim = next(p for p in processes if p.pid == pid)
-        os.kill(pid, signal.SIGKILL)
-        killed_at = time.monotonic()
-        await victim.wait()
-        at_kill = len(twilio.messages)
+        victim: asyncio.subprocess.Process | None = None
+        pid, killed_at, at_kill = 0, 0.0, 0
+        if kill:
+            deadline = time.monotonic() + 120
+            while len(twilio.messages) < KILL_AFTER:
+                assert time.monotonic() < deadline, f"only {len(twilio.messages)} sent"
+                assert all(p.returncode is None for p in processes), [tail(log) for log in logs]
+                await asyncio.sleep(0.01)
+            holder = await admin.fetchval(
+                f"SELECT holder FROM {schema_name}.channel_leases WHERE channel = 'sms'"  # noqa: S608
+            )
+            pid = int(holder.split(":")[1])
+            victim = next(p for p in processes if p.pid == pid)
+            os.kill(pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            await victim.wait()
+            at_kill = len(twilio.messages)
 
         deadline = time.monotonic() + 300
         while True:
@@ -222,13 +244,29 @@ async def _run(
     for message in twilio.messages:
         arrivals[message["from"]].append(message["at"])
     busiest = {sender: busiest_second(times) for sender, times in arrivals.items()}
+    first = min(m["at"] for m in twilio.messages)
+    if not kill:
+        report = (
+            f"{recipients} SMS via {PROCESSES} processes, no kill: {len(twilio.messages)} "
+            f"accepted, {len(twice)} recipients twice, {twilio.counts['rate_limited']} 429s; "
+            f"busiest second per sender {busiest}; fan-out {finished - first:.1f} s; "
+            f"sending on {new_holder.split(':')[1]}; SSE {sse_ms:.0f} ms; states {states}"
+        )
+        print(report)
+        assert set(by_to) == {p.phone for p in people(recipients)}, report
+        assert twice == {}, report  # exactly once: no duplicates without a kill
+        assert len(twilio.messages) == recipients, report
+        assert twilio.counts["rate_limited"] == 0, report
+        assert all(n <= MPS for n in busiest.values()), report
+        assert states == {"sent": recipients}, report
+        assert sse_ms < 1000, report
+        return
     # The failover: the longest pause in arrivals from the kill on (a few of the killed
     # process's requests may still land just after the kill).
     after_kill = [killed_at, *sorted(m["at"] for m in twilio.messages if m["at"] > killed_at)]
     pause_s = max(b - a for a, b in itertools.pairwise(after_kill))
-    first = min(m["at"] for m in twilio.messages)
     report = (
-        f"{RECIPIENTS} SMS via {PROCESSES} processes, {len(SENDERS)} senders x {MPS}/s: "
+        f"{recipients} SMS via {PROCESSES} processes, {len(SENDERS)} senders x {MPS}/s: "
         f"{len(twilio.messages)} accepted, {len(twice)} recipients twice (bound {CONCURRENCY}), "
         f"{twilio.counts['rate_limited']} 429s; busiest second per sender {busiest}; "
         f"kill -9 of the lease holder after {at_kill} sent, longest pause after it "
@@ -238,11 +276,11 @@ async def _run(
         f"states {states}"
     )
     print(report)
-    assert set(by_to) == {p.phone for p in people(RECIPIENTS)}, report
+    assert set(by_to) == {p.phone for p in people(recipients)}, report
     assert len(twice) <= CONCURRENCY, report
     assert all(n == 2 for n in twice.values()), report
     assert twilio.counts["rate_limited"] == 0, report
     assert all(n <= MPS for n in busiest.values()), report
     assert new_holder.split(":")[1] != str(pid), report
-    assert states == {"sent": RECIPIENTS}, report
+    assert states == {"sent": recipients}, report
     assert sse_ms < 1000, report
