@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # axe-core for the browser tests' accessibility checks (npm, kept out of git).
 AXE := tests/browser/.node/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test lint unit bench clean
+.PHONY: demo test lint unit chaos bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,14 +32,15 @@ $(AXE):
 test: lint $(AXE)
 	$(BIN)/pytest -q
 
+# Fault injection (tests/chaos, marked `chaos`, left out of `make test`): each scenario prints
+# its figures (-s) and asserts their bounds; with the 3-process kill -9 scale-out test, about
+# two minutes on 2 cores.
+chaos: $(STAMP)
+	$(BIN)/pytest -q -s -m chaos
+
+# Every bench/*.py in turn, then the Summary section of bench/RESULTS.md (about 20 min).
 bench: $(STAMP)
-	$(BIN)/python bench/intake.py
-	$(BIN)/python bench/fanout.py
-	$(BIN)/python bench/web.py
-	$(BIN)/python bench/channels.py
-	$(BIN)/python bench/correction.py
-	$(BIN)/python bench/triage.py
-	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-data

@@ -20,6 +20,7 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 TITLE = "# Benchmark results"
 # The sections' headings, in the order RESULTS.md keeps them (others go after, as written).
 ORDER = (
+    "Summary",  # bench/run_all.py: every figure with a target, at the top
     "Intake (bench/intake.py)",
     "Fan-out (bench/fanout.py)",
     "Channels (bench/channels.py)",

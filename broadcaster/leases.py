@@ -93,9 +93,14 @@ class ChannelLeases:
         return granted
 
     async def run(self) -> None:
-        """Renew every `seconds / 3` until cancelled."""
+        """Renew every `seconds / 3` until cancelled. Nothing but cancellation ends it: a
+        keeper that died would let every lease run out and this process stop sending for
+        good (a chaos test found one such error the store did not translate)."""
         while True:
-            await self.renew()
+            try:
+                await self.renew()
+            except Exception:  # the loop must outlive any one failure (logged with its trace)
+                log.exception("renewing channel leases failed unexpectedly; retrying")
             await asyncio.sleep(self.seconds / 3)
 
     async def release(self) -> None:

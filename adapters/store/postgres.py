@@ -242,7 +242,16 @@ _LIST_DELIVERIES = (
 )
 
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# InternalClientError: asyncpg resetting a connection the server dropped mid-query (seen when
+# PostgreSQL restarts under load, tests/chaos/test_postgres_restart.py); untranslated, it
+# killed the channel-lease keeper and stopped sending for good.
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 @contextmanager

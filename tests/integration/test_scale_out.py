@@ -108,6 +108,7 @@ async def first_event(response: aiohttp.ClientResponse) -> str:
             return line[5:].strip()
 
 
+@pytest.mark.chaos  # ~1 minute: runs with the fault-injection scenarios (make chaos)
 async def test_three_processes_share_the_rate_budget_and_survive_a_kill(tmp_path: Path) -> None:
     await _scale_out(tmp_path, RECIPIENTS, kill=True)
 

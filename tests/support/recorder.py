@@ -4,7 +4,8 @@ on demand.
 Contract, for every POST on any path, in this order:
 1. With `secret` set, a missing or wrong `X-Broadcaster-Signature` (checked with
    `adapters.webhook.verify`) answers 401 and counts `bad_signature`.
-2. `delay_seconds` is slept (a slow receiver).
+2. `delay_seconds` is slept (a slow receiver); then, with `spike_ratio`, a latency spike of a
+   random 0..`spike_seconds` more (drawn from its own seeded generator).
 3. A path `/status/<code>` answers `<code>` (429 with Retry-After) and counts `forced_status`:
    the way to get any status (404, 410 ...) from a test.
 4. Statuses queued by `fail_next(n, status)` are answered first, one per request.
@@ -57,6 +58,8 @@ class Recorder:
         retry_after: float = 1.0,
         lose_answer_ratio: float = 0.0,
         delay_seconds: float = 0.0,
+        spike_ratio: float = 0.0,
+        spike_seconds: float = 0.0,
         seed: int = 1,
     ) -> None:
         self._secret = secret
@@ -65,7 +68,10 @@ class Recorder:
         self.retry_after = retry_after
         self.lose_answer_ratio = lose_answer_ratio
         self.delay_seconds = delay_seconds
+        self.spike_ratio = spike_ratio
+        self.spike_seconds = spike_seconds
         self._random = random.Random(seed)
+        self._spikes = random.Random(seed + 1)
         self._forced: deque[int] = deque()
         self.received: list[Received] = []
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -138,6 +144,8 @@ class Recorder:
             return web.Response(status=401)
         if self.delay_seconds > 0:
             await asyncio.sleep(self.delay_seconds)
+        if self.spike_ratio > 0 and self._spikes.random() < self.spike_ratio:
+            await asyncio.sleep(self._spikes.uniform(0, self.spike_seconds))
         forced = request.match_info["path"].split("/")
         if len(forced) == 2 and forced[0] == "status" and forced[1].isdigit():
             self._count("forced_status")
