@@ -23,17 +23,14 @@ Contract:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from alerts.models import SEVERITY_RANK, Scope, Status
-from broadcaster.errors import StoreError
+from broadcaster.event_follower import EventFollower
 from broadcaster.ports import AlertEvent, AlertState, Store, StoredAlert
 
 log = logging.getLogger(__name__)
@@ -61,7 +58,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Publication:
+class Publication(EventFollower):
+    events_name = "alert events"
+
     def __init__(
         self,
         store: Store,
@@ -71,23 +70,13 @@ class Publication:
         ring_size: int = 1000,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
+        super().__init__(poll_seconds=poll_seconds, gap_timeout=gap_timeout)
         self._store = store
-        self._poll_seconds = poll_seconds
-        self._gap_timeout = gap_timeout
         self._now = now
         self._ring: deque[PublishedEvent] = deque(maxlen=ring_size)
-        self._version = 0
-        self._gap_since: float | None = None
-        self._wake = asyncio.Event()
-        self._changed = asyncio.Event()
         self._active: list[StoredAlert] | None = None
         self._active_version = -1
         self._active_until: datetime | None = None
-        self._started = False
-
-    @property
-    def version(self) -> int:
-        return self._version
 
     async def start(self) -> None:
         """Begin after the events already stored, keeping the newest in memory for feeds."""
@@ -101,51 +90,21 @@ class Publication:
         self._version = recent[-1].seq if recent else last
         self._started = True
 
-    def wake(self) -> None:
-        """Poll now: something was committed here."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Poll for new events until cancelled; a store error is logged and retried."""
-        if not self._started:
-            await self.start()
-        while True:
-            try:
-                await self.poll()
-            except StoreError as exc:
-                log.warning("could not read alert events: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
-            self._wake.clear()
-
     async def poll(self) -> list[PublishedEvent]:
         """Hand out the events that follow `version`, in order; returns them."""
         events = await self._store.events_after(self._version, 1000)
         # One read for all their alerts: at intake rates a read per event would double the
         # database work of every alert.
         alerts = await self._alerts_of(events)
-        published: list[PublishedEvent] = []
-        expected = self._version + 1
-        for event in events:
-            if event.seq != expected and not self._gap_expired():
-                break  # hold back until the missing seq commits or is given up on
-            stored = alerts.get(event.alert_id)
-            if stored is not None and is_public(stored):  # else deleted, draft, restricted
-                published.append(PublishedEvent(event, stored))
-            self._version = event.seq
-            expected = event.seq + 1
-            self._gap_since = None
-        # A gap is open when events exist beyond what we could hand out.
-        if events and events[-1].seq > self._version:
-            if self._gap_since is None:
-                self._gap_since = time.monotonic()
-        else:
-            self._gap_since = None
-        if published:
-            self._ring.extend(published)
-        if events and self._version > (events[0].seq - 1):
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
+        ready = events[: self._ready_count([e.seq for e in events])]
+        published = [
+            PublishedEvent(event, alerts[event.alert_id])
+            for event in ready
+            # else deleted since, a draft or restricted: skipped, but `version` moves past it
+            if event.alert_id in alerts and is_public(alerts[event.alert_id])
+        ]
+        self._ring.extend(published)
+        self._advance(ready[-1].seq if ready else None, events[-1].seq if events else None)
         return published
 
     async def _alerts_of(self, events: list[AlertEvent]) -> dict[str, StoredAlert]:
@@ -153,11 +112,6 @@ class Publication:
             return {}
         ids = list(dict.fromkeys(e.alert_id for e in events))
         return {a.id: a for a in await self._store.get_alerts(ids)}
-
-    def _gap_expired(self) -> bool:
-        return (
-            self._gap_since is not None and time.monotonic() - self._gap_since >= self._gap_timeout
-        )
 
     async def events_since(self, seq: int, limit: int = 1000) -> list[PublishedEvent]:
         """Events after `seq` up to `version`, oldest first."""
@@ -173,11 +127,6 @@ class Publication:
             if stored is not None and is_public(stored):
                 out.append(PublishedEvent(event, stored))
         return out
-
-    async def wait_beyond(self, seq: int) -> None:
-        """Return once `version` > `seq` (callers bound the wait with `asyncio.timeout`)."""
-        while self._version <= seq:
-            await self._changed.wait()
 
     def recent(self, limit: int = 50) -> list[PublishedEvent]:
         """The newest events in memory, newest first (feeds)."""

@@ -16,15 +16,12 @@ Contract (as `Publication` for alert events):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from broadcaster.errors import StoreError
+from broadcaster.event_follower import EventFollower
 from broadcaster.ports import ReplyEvent, Store, StoredReply
 
 log = logging.getLogger(__name__)
@@ -49,7 +46,9 @@ def cluster_count(reply: StoredReply, sizes: dict[int, int]) -> int:
     return 1 if reply.cluster_id is None else max(1, sizes.get(reply.cluster_id, 1))
 
 
-class ReplyFeed:
+class ReplyFeed(EventFollower):
+    events_name = "reply events"
+
     def __init__(
         self,
         store: Store,
@@ -58,73 +57,23 @@ class ReplyFeed:
         gap_timeout: float = 2.0,
         ring_size: int = 1000,
     ) -> None:
+        super().__init__(poll_seconds=poll_seconds, gap_timeout=gap_timeout)
         self._store = store
-        self._poll_seconds = poll_seconds
-        self._gap_timeout = gap_timeout
         self._ring: deque[FeedItem] = deque(maxlen=ring_size)
-        self._version = 0
-        self._gap_since: float | None = None
-        self._wake = asyncio.Event()
-        self._changed = asyncio.Event()
-        self._started = False
-
-    @property
-    def version(self) -> int:
-        return self._version
 
     async def start(self) -> None:
         """Begin after the events already stored."""
         self._version = await self._store.last_reply_event_seq()
         self._started = True
 
-    def wake(self, *_: object) -> None:
-        """Poll now: something was committed here."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Poll for new events until cancelled; a store error is logged and retried."""
-        if not self._started:
-            await self.start()
-        while True:
-            try:
-                await self.poll()
-            except StoreError as exc:
-                log.warning("could not read reply events: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
-            self._wake.clear()
-
     async def poll(self) -> list[FeedItem]:
         """Hand out the events that follow `version`, in order; returns them."""
         events = await self._store.reply_events_after(self._version, 1000)
-        ready: list[ReplyEvent] = []
-        expected = self._version + 1
-        for event in events:
-            if event.seq != expected and not self._gap_expired():
-                break  # hold back until the missing seq commits or is given up on
-            ready.append(event)
-            expected = event.seq + 1
-        if ready:
-            self._gap_since = None
+        ready = events[: self._ready_count([e.seq for e in events])]
         items = await self._resolve(ready)
-        if ready:
-            self._version = ready[-1].seq
-        if events and events[-1].seq > self._version:
-            if self._gap_since is None:
-                self._gap_since = time.monotonic()
-        else:
-            self._gap_since = None
-        if items:
-            self._ring.extend(items)
-        if ready:
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
+        self._ring.extend(items)
+        self._advance(ready[-1].seq if ready else None, events[-1].seq if events else None)
         return items
-
-    def _gap_expired(self) -> bool:
-        return (
-            self._gap_since is not None and time.monotonic() - self._gap_since >= self._gap_timeout
-        )
 
     async def _resolve(self, events: Sequence[ReplyEvent]) -> list[FeedItem]:
         replies: dict[int, StoredReply] = {}
@@ -153,8 +102,3 @@ class ReplyFeed:
         if not events:
             return [], self._version
         return await self._resolve(events), events[-1].seq
-
-    async def wait_beyond(self, seq: int) -> None:
-        """Return once `version` > `seq` (callers bound the wait with `asyncio.timeout`)."""
-        while self._version <= seq:
-            await self._changed.wait()
