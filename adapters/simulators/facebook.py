@@ -29,10 +29,11 @@ import re
 import secrets
 import time
 from collections import deque
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from adapters.simulators.loopback import LoopbackServer
 
 PAGE_ID = "102030405060708"
 PAGE_TOKEN = "EAAsimulatedPageToken0123456789"  # noqa: S105 - the simulator's own fixture
@@ -74,7 +75,7 @@ def graph_error(
     return {"error": error}
 
 
-class FacebookSimulator:
+class FacebookSimulator(LoopbackServer):
     """An aiohttp server on 127.0.0.1:<free port> that answers like Graph's Page feed."""
 
     def __init__(
@@ -100,53 +101,19 @@ class FacebookSimulator:
         self._window_started = -math.inf
         self._window_used = 0
         self._next_id = FIRST_POST_ID
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        # 0: the kernel picks a free port (tests); the demo asks for a fixed one.
-        self._listen_port = port
+        super().__init__(port)
 
     def __repr__(self) -> str:
         url = self.url if self._port else None
         return f"FacebookSimulator(url={url!r}, page_id={self.page_id!r}, counts={self.counts!r})"
-
-    @property
-    def url(self) -> str:
-        """The base URL, to use in place of https://graph.facebook.com."""
-        if self._port is None:
-            raise RuntimeError("FacebookSimulator is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     def fail_next(self, n: int, code: int = 2, status: int | None = None) -> None:
         """Answer the next `n` authorized, in-limit posts with Graph error `code` (HTTP
         `status`, or the status Graph uses for that code)."""
         self._forced.extend([(code, status)] * n)
 
-    async def start(self) -> None:
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{page_id}/feed", self._feed)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._listen_port)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FacebookSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -48,12 +48,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
+
+from adapters.simulators.loopback import LoopbackServer
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -123,7 +124,7 @@ class _Sender:
     window: deque[tuple[float, int]] = field(default_factory=deque)
 
 
-class TwilioSimulator:
+class TwilioSimulator(LoopbackServer):
     """An aiohttp server on 127.0.0.1:<free port> that answers like Twilio's Messages API."""
 
     def __init__(
@@ -140,7 +141,7 @@ class TwilioSimulator:
         seed: int = 1,
         port: int = 0,
     ) -> None:
-        self._listen_port = port  # 0: any free port
+        super().__init__(port)
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.mps = mps
@@ -161,20 +162,11 @@ class TwilioSimulator:
         self.callbacks: list[Callback] = []
         self.inbound: list[Inbound] = []
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._port: int | None = None
 
     def __repr__(self) -> str:
         url = self.url if self._port else None
         return f"TwilioSimulator(url={url!r}, counts={self.counts!r})"
-
-    @property
-    def url(self) -> str:
-        """The base URL, to use in place of https://api.twilio.com."""
-        if self._port is None:
-            raise RuntimeError("TwilioSimulator is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     def fail_next(self, n: int, status: int = 500) -> None:
         """Answer the next `n` authenticated sends with `status` (Twilio error JSON)."""
@@ -184,18 +176,14 @@ class TwilioSimulator:
         """The Message resource as it stands now (status moves on as callbacks go out)."""
         return self._resources[sid]
 
-    async def start(self) -> None:
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         base = f"/{API_VERSION}/Accounts/{{account}}/Messages"
         app.router.add_post(f"{base}.json", self._create)
         app.router.add_get(f"{base}/{{sid}}.json", self._fetch)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._listen_port)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        self._session = aiohttp.ClientSession()
+
+    async def start(self) -> None:
+        await super().start()
+        self._session = aiohttp.ClientSession()  # posts the status callbacks
 
     async def stop(self) -> None:
         tasks = list(self._tasks)
@@ -205,21 +193,7 @@ class TwilioSimulator:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> TwilioSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        await super().stop()
 
     async def send_inbound(
         self,

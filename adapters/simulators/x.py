@@ -37,10 +37,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from adapters.simulators.loopback import LoopbackServer
 
 # The channel owns the host rewrite; re-exported here for the tests that drive tweepy directly.
 from adapters.x import rewrite_to, session_for
@@ -73,7 +74,7 @@ class _Window:
     used: int = 0
 
 
-class XSimulator:
+class XSimulator(LoopbackServer):
     """An aiohttp server on 127.0.0.1:<free port> that answers like the X API v2."""
 
     def __init__(
@@ -106,20 +107,10 @@ class XSimulator:
         self.mentions: list[dict[str, Any]] = []
         self.posts: list[dict[str, Any]] = []
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        # 0: the kernel picks a free port (tests); the demo asks for a fixed one.
-        self._listen_port = port
+        super().__init__(port)
 
     def __repr__(self) -> str:
         return f"XSimulator(url={self.url if self._port else None!r}, counts={self.counts!r})"
-
-    @property
-    def url(self) -> str:
-        """The base URL, to use in place of https://api.x.com."""
-        if self._port is None:
-            raise RuntimeError("XSimulator is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     def fail_next(self, n: int, status: int = 503) -> None:
         """Answer the next `n` authorized, in-limit requests with `status`."""
@@ -145,34 +136,10 @@ class XSimulator:
         self.mentions.append(tweet)
         return str(tweet["id"])
 
-    async def start(self) -> None:
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_post("/2/tweets", self._create)
         app.router.add_get("/2/users/me", self._me)
         app.router.add_get("/2/users/{id}/mentions", self._mentions)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._listen_port)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> XSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # --- shared steps --------------------------------------------------------------------
 
