@@ -519,7 +519,18 @@ class ReplyStore(Protocol):
 
     async def find_reply(self, source: ReplySource, external_id: str) -> StoredReply | None: ...
 
+    async def find_reply_and_sms_alert(
+        self, source: ReplySource, external_id: str, phone: str | None
+    ) -> tuple[StoredReply | None, str | None]:
+        """`find_reply(source, external_id)` and `last_sms_alert(phone)` (None without a
+        phone) in one round trip: an inbound SMS needs both before it is triaged."""
+        ...
+
     async def get_reply(self, reply_id: int) -> StoredReply | None: ...
+
+    async def get_replies(self, reply_ids: Sequence[int]) -> list[StoredReply]:
+        """The replies of `reply_ids` that exist, in no particular order; one round trip."""
+        ...
 
     async def list_replies(
         self,

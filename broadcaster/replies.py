@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from prometheus_client import Counter
+
 from broadcaster.clusters import Clusterer, StoredClusters
 from broadcaster.metrics import Metrics
 from broadcaster.ports import (
@@ -103,17 +105,26 @@ class ReplyService:
         self._metrics = metrics or Metrics()
         self._on_stored = on_stored
         self._clusters = StoredClusters(clusterer, store) if clusterer is not None else None
+        self._children: dict[tuple[str, str], Counter] = {}
 
     async def ingest(self, reply: Reply) -> IngestResult:
-        existing = await self._store.find_reply(reply.source, reply.external_id)
+        if reply.source is ReplySource.SMS and reply.alert_id is None:
+            # An inbound SMS asks the store two things before triage: one round trip.
+            existing, alert_id = await self._store.find_reply_and_sms_alert(
+                reply.source, reply.external_id, reply.sender or None
+            )
+        else:
+            existing = await self._store.find_reply(reply.source, reply.external_id)
+            alert_id = None if existing is not None else await self._link(reply)
         if existing is not None:
             return IngestResult(existing, created=False)
-        linked = replace(reply, alert_id=await self._link(reply))
-        new = self._triaged(linked)
+        linked = reply if alert_id == reply.alert_id else replace(reply, alert_id=alert_id)
+        categories, score, entities = self._triaged(linked)
         placement = None
         if self._clusters is not None:
-            placement = await self._clusters.place(new.reply.text, new.entities)
-            new = replace(new, cluster_id=placement.cluster_id)
+            placement = await self._clusters.place(linked.text, entities)
+        cluster_id = None if placement is None else placement.cluster_id
+        new = NewReply(linked, categories, score, entities, cluster_id)
         inserted = await self._store.insert_reply(new)
         stored = inserted.reply
         if not inserted.created:  # a concurrent copy won the insert
@@ -121,11 +132,20 @@ class ReplyService:
         if self._clusters is not None and placement is not None:
             self._clusters.stored(placement, stored)
         for category in stored.categories or ("none",):
-            self._metrics.replies.labels(stored.source.value, category).inc()
+            self._counter(stored.source.value, category).inc()
         vote = await self._vote(stored)
         if self._on_stored is not None:
             self._on_stored(stored)
         return IngestResult(stored, created=True, vote=vote)
+
+    def _counter(self, source: str, category: str) -> Counter:
+        """The labelled child of `broadcaster_replies_total`, looked up once per label pair
+        (prometheus_client's `labels()` takes a lock and validates on every call)."""
+        key = (source, category)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._metrics.replies.labels(source, category)
+        return child
 
     async def _link(self, reply: Reply) -> str | None:
         if reply.alert_id is not None:
@@ -138,19 +158,20 @@ class ReplyService:
             return await self._store.last_sms_alert(reply.sender)
         return None
 
-    def _triaged(self, reply: Reply) -> NewReply:
+    def _triaged(self, reply: Reply) -> tuple[tuple[str, ...], float | None, object]:
+        """(categories, score, entities) as stored."""
         started = time.perf_counter()
         try:
             result = self.triage(reply.text)
             categories = tuple(sorted({str(c) for c in result.categories}))
             score: float | None = float(result.score)
-            entities = result.entities
+            entities: object = result.entities
         except Exception:
             log.exception("triage failed for %s reply %s", reply.source, reply.external_id)
             categories, score, entities = (), None, None
         finally:
             self._metrics.triage_seconds.observe(time.perf_counter() - started)
-        return NewReply(reply, categories=categories, score=score, entities=entities)
+        return categories, score, entities
 
     async def _vote(self, stored: StoredReply) -> str | None:
         if stored.source not in VOTING_SOURCES or not stored.alert_id or not stored.sender:

@@ -76,11 +76,11 @@ class ReplyFeed(EventFollower):
         return items
 
     async def _resolve(self, events: Sequence[ReplyEvent]) -> list[FeedItem]:
-        replies: dict[int, StoredReply] = {}
-        for reply_id in dict.fromkeys(e.reply_id for e in events):
-            stored = await self._store.get_reply(reply_id)
-            if stored is not None:
-                replies[reply_id] = stored
+        if not events:
+            return []
+        # One query for the whole poll: a busy feed resolves hundreds of events per poll.
+        ids = list(dict.fromkeys(e.reply_id for e in events))
+        replies = {r.id: r for r in await self._store.get_replies(ids)}
         sizes = await cluster_sizes(self._store, list(replies.values()))
         return [
             FeedItem(e, replies[e.reply_id], cluster_count(replies[e.reply_id], sizes))
@@ -94,7 +94,14 @@ class ReplyFeed(EventFollower):
         if seq >= self._version:
             return [], seq
         if self._ring and self._ring[0].event.seq <= seq + 1:
-            items = [i for i in self._ring if seq < i.event.seq][:limit]
+            # The ring is in seq order and a stream asks for its last few: walk back from
+            # the newest instead of scanning the whole ring on every wake.
+            newer: list[FeedItem] = []
+            for item in reversed(self._ring):
+                if item.event.seq <= seq:
+                    break
+                newer.append(item)
+            items = newer[::-1][:limit]
             reached = items[-1].event.seq if len(items) == limit else self._version
             return items, reached
         events = await self._store.reply_events_after(seq, limit)

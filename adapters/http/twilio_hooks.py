@@ -19,6 +19,7 @@ same MessageSid is stored once.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -76,12 +77,32 @@ def _signature_valid(
     and without its default port as Twilio signs either, each compared with
     `hmac.compare_digest`. The second form is tried only when the first does not match:
     which URL form matched reveals nothing about the secret."""
-    parsed = urlparse(url)
     given = signature.encode("utf-8", "replace")
     return any(
         hmac.compare_digest(validator.compute_signature(candidate, params).encode(), given)
-        for candidate in (remove_port(parsed), add_port(parsed))
+        for candidate in _url_forms(url)
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _url_forms(url: str) -> tuple[str, str]:
+    """The URL without and with its default port, the form it already has first: Twilio
+    signs the URL as configured, so the first HMAC is usually the one that matches. Cached:
+    the hook's URL hardly ever varies."""
+    parsed = urlparse(url)
+    without, with_port = remove_port(parsed), add_port(parsed)
+    return (with_port, without) if parsed.port else (without, with_port)
+
+
+@functools.lru_cache(maxsize=256)
+def _twiml(answer: str | None) -> str:
+    """The TwiML for an answer (an empty `<Response/>` for None). Cached: the answers are a
+    handful of constant texts (and JOIN's per area), and building XML per request is not
+    free."""
+    twiml = MessagingResponse()
+    if answer:
+        twiml.message(answer)
+    return str(twiml)
 
 
 async def twilio_sms(request: web.Request, service: Service) -> web.Response:
@@ -96,7 +117,7 @@ async def twilio_sms(request: web.Request, service: Service) -> web.Response:
     limiter = request.app.get(SMS_LIMITER)
     if limiter is not None and body.strip().upper() not in STOP_WORDS and limiter.take(phone):
         # A flood from one number: answered (Twilio must not retry) but dropped unstored.
-        return web.Response(text=str(MessagingResponse()), content_type="text/xml")
+        return web.Response(text=_twiml(None), content_type="text/xml")
     media = params.get("MediaUrl0") if params.get("NumMedia", "0") not in ("", "0") else None
     message = InboundSms(
         sid=sid,
@@ -106,10 +127,7 @@ async def twilio_sms(request: web.Request, service: Service) -> web.Response:
         media_url=media or None,
     )
     answer = await service.sms_inbox.receive(message)
-    twiml = MessagingResponse()
-    if answer:
-        twiml.message(answer)
-    return web.Response(text=str(twiml), content_type="text/xml")
+    return web.Response(text=_twiml(answer), content_type="text/xml")
 
 
 async def twilio_status(request: web.Request, service: Service) -> web.Response:

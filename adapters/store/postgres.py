@@ -673,11 +673,29 @@ class PostgresStore:
             )
         return None if row is None else replies_sql.postgres_reply(row)
 
+    async def find_reply_and_sms_alert(
+        self, source: ReplySource, external_id: str, phone: str | None
+    ) -> tuple[StoredReply | None, str | None]:
+        self._check_open()
+        key = (phone, ReplySource(source).value, external_id)
+        with _translated("find_reply_and_sms_alert"):
+            row = await self._pool.fetchrow(replies_sql.POSTGRES_LOOKUP, *key)
+        assert row is not None  # the one-row LEFT JOIN always yields a row
+        return replies_sql.lookup_result(row, replies_sql.postgres_reply)
+
     async def get_reply(self, reply_id: int) -> StoredReply | None:
         self._check_open()
         with _translated("get_reply"):
             row = await self._pool.fetchrow(replies_sql.POSTGRES_BY_ID, reply_id)
         return None if row is None else replies_sql.postgres_reply(row)
+
+    async def get_replies(self, reply_ids: Sequence[int]) -> list[StoredReply]:
+        self._check_open()
+        if not reply_ids:
+            return []
+        with _translated("get_replies"):
+            rows = await self._pool.fetch(replies_sql.POSTGRES_BY_IDS, [int(i) for i in reply_ids])
+        return [replies_sql.postgres_reply(row) for row in rows]
 
     async def list_replies(
         self,

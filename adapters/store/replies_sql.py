@@ -2,7 +2,10 @@
 
 Contract:
 - A reply is unique on (source, external_id): an insert that meets an earlier one changes
-  nothing and hands the earlier one back (`ON CONFLICT DO NOTHING`, then a read).
+  nothing and hands the earlier one back (`ON CONFLICT DO NOTHING RETURNING` the new row in
+  one statement; only a conflict costs a second read).
+- `LOOKUP`: the reply stored under a key and the newest SMS alert sent to a number, in one
+  statement (an inbound SMS needs both before it is triaged), decoded by `lookup_result`.
 - `categories` is a JSON array of strings and `entities` any JSON value (text on SQLite,
   jsonb on PostgreSQL, which asyncpg hands back as text); both decode with `json.loads`.
 - `list_query` builds the one filtered listing both backends run; placeholders are `?` on
@@ -17,10 +20,11 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from adapters.store import schema
@@ -33,6 +37,7 @@ COLUMNS = (
     "id, source, external_id, text, received_at, sender, alert_id, lat, lon, media_url, "
     "in_reply_to, categories, score, entities, state, state_by, state_at, cluster_id"
 )
+_R_COLUMNS = ", ".join(f"r.{c.strip()}" for c in COLUMNS.split(","))
 _INSERT_COLUMNS = (
     "source, external_id, alert_id, sender, text, received_at, categories, score, entities, "
     "lat, lon, media_url, in_reply_to, cluster_id"
@@ -43,13 +48,21 @@ _INSERT_COLUMNS = (
 # Composed from the constant column lists only, never from input, so S608 does not apply.
 _SQLITE_INSERT = (
     f"INSERT INTO replies ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 14)}) "  # noqa: S608
-    "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
+    f"ON CONFLICT (source, external_id) DO NOTHING RETURNING {COLUMNS}"
 )
 SQLITE_BY_ID = f"SELECT {COLUMNS} FROM replies WHERE id = ?"  # noqa: S608
+# One constant statement for any number of ids (prepared once, cached by sqlite3).
+SQLITE_BY_IDS = f"SELECT {COLUMNS} FROM replies WHERE id IN (SELECT value FROM json_each(?))"  # noqa: S608
 SQLITE_BY_KEY = f"SELECT {COLUMNS} FROM replies WHERE source = ? AND external_id = ?"  # noqa: S608
 SQLITE_LAST_SMS_ALERT = (
     "SELECT alert_id FROM deliveries WHERE channel = 'sms' AND recipient = ? "
     "AND state IN ('sent', 'delivered') ORDER BY id DESC LIMIT 1"
+)
+# The one-row LEFT JOIN always yields a row: the alert (index deliveries_sms_recipient; a NULL
+# phone matches nothing), then the reply's COLUMNS, all NULL when there is none.
+SQLITE_LOOKUP = (
+    f"SELECT ({SQLITE_LAST_SMS_ALERT}), {_R_COLUMNS} FROM (SELECT 1) AS one "  # noqa: S608
+    "LEFT JOIN replies AS r ON r.source = ? AND r.external_id = ?"
 )
 SQLITE_CURSOR = "SELECT value FROM cursors WHERE name = ?"
 _SQLITE_SET_CURSOR = (
@@ -77,6 +90,11 @@ POSTGRES_LAST_SMS_ALERT = (
     "SELECT alert_id FROM deliveries WHERE channel = 'sms' AND recipient = $1 "
     "AND state IN ('sent', 'delivered') ORDER BY id DESC LIMIT 1"
 )
+POSTGRES_LOOKUP = (
+    f"SELECT ({POSTGRES_LAST_SMS_ALERT}), {_R_COLUMNS} FROM (SELECT 1) AS one "  # noqa: S608
+    "LEFT JOIN replies AS r ON r.source = $2 AND r.external_id = $3"
+)
+POSTGRES_BY_IDS = f"SELECT {COLUMNS} FROM replies WHERE id = ANY($1::bigint[])"  # noqa: S608
 POSTGRES_X_POSTS = (
     "SELECT provider_ref, alert_id FROM deliveries "
     "WHERE channel = 'x' AND provider_ref = ANY($1::text[])"
@@ -100,9 +118,20 @@ POSTGRES_TALLY = (
 # --- Encoding ------------------------------------------------------------------------------
 
 
+# Exact types that are already JSON (subclasses such as StrEnum take the general path).
+_PLAIN = frozenset({type(None), bool, int, float, str})
+
+
 def jsonable(value: object) -> Any:
     """`value` as plain JSON types: mappings, sequences, sets (sorted), dataclasses and
     pydantic models are walked; anything else becomes its text."""
+    # Exact-type checks first: every stored reply's entities pass through here, and a chain
+    # of isinstance checks (one against the Mapping ABC) per nested value is most of its cost.
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if isinstance(value, list | tuple):  # never a Mapping: the order below is unchanged
+        return [v if type(v) in _PLAIN else jsonable(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Mapping):
@@ -112,11 +141,18 @@ def jsonable(value: object) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
+        # Field by field rather than through `asdict`, which deep-copies the whole value only
+        # for it to be walked again here; the result is the same.
+        return {f.name: jsonable(getattr(value, f.name)) for f in _fields(type(value))}
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return jsonable(dump(mode="json"))
     return str(value)
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
 
 
 def insert_values(new: NewReply) -> list[Any]:
@@ -189,8 +225,7 @@ def sqlite_insert(conn: sqlite3.Connection, params: list[Any]) -> tuple[StoredRe
     encoded = [schema.utc_text(v) if isinstance(v, datetime) else v for v in params]
     row = conn.execute(_SQLITE_INSERT, encoded).fetchone()
     if row is not None:
-        stored = conn.execute(SQLITE_BY_ID, (int(row[0]),)).fetchone()
-        return sqlite_reply(stored), True
+        return sqlite_reply(row), True
     existing = conn.execute(SQLITE_BY_KEY, (encoded[0], encoded[1])).fetchone()
     return sqlite_reply(existing), False
 
@@ -206,13 +241,20 @@ def sqlite_vote(conn: sqlite3.Connection, values: tuple[Any, ...]) -> bool:
 # --- Decoding (both backends) ----------------------------------------------------------------
 
 
+_SOURCES = {s.value: s for s in ReplySource}
+_STATES = {s.value: s for s in ReplyState}
+_loads = json.JSONDecoder().decode
+
+
 def reply_from_row(row: Any, parse_time: Callable[[Any], datetime | None]) -> StoredReply:
     """Decode a row selected with COLUMNS; `parse_time` decodes the backend's times."""
     received_at = parse_time(row[4])
     assert received_at is not None  # NOT NULL column
+    # Every stored reply is decoded at least twice (insert, feed): plain dict lookups for the
+    # enums, the decoder's method for the JSON columns.
     return StoredReply(
         id=int(row[0]),
-        source=ReplySource(row[1]),
+        source=_SOURCES[row[1]],
         external_id=row[2],
         text=row[3],
         received_at=received_at,
@@ -222,10 +264,10 @@ def reply_from_row(row: Any, parse_time: Callable[[Any], datetime | None]) -> St
         lon=row[8],
         media_url=row[9],
         in_reply_to=row[10],
-        categories=tuple(json.loads(row[11])),
+        categories=tuple(_loads(row[11])),
         score=None if row[12] is None else float(row[12]),
-        entities=json.loads(row[13]),
-        state=ReplyState(row[14]),
+        entities=_loads(row[13]),
+        state=_STATES[row[14]],
         state_by=row[15],
         state_at=parse_time(row[16]),
         cluster_id=None if row[17] is None else int(row[17]),
@@ -233,7 +275,11 @@ def reply_from_row(row: Any, parse_time: Callable[[Any], datetime | None]) -> St
 
 
 def _sqlite_time(value: Any) -> datetime | None:
-    return None if value is None else schema.as_utc(datetime.fromisoformat(value))
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    # utc_text wrote it with +00:00, which parses as UTC already: nothing to convert.
+    return parsed if parsed.tzinfo is UTC else schema.as_utc(parsed)
 
 
 def _postgres_time(value: Any) -> datetime | None:
@@ -246,6 +292,14 @@ def sqlite_reply(row: Any) -> StoredReply:
 
 def postgres_reply(row: Any) -> StoredReply:
     return reply_from_row(row, _postgres_time)
+
+
+def lookup_result(
+    row: Any, decode: Callable[[Any], StoredReply]
+) -> tuple[StoredReply | None, str | None]:
+    """A LOOKUP row: (the stored reply or None, the SMS alert or None)."""
+    alert = None if row[0] is None else str(row[0])
+    return (None if row[1] is None else decode(tuple(row)[1:])), alert
 
 
 def first_match(post_ids: Sequence[str], rows: Sequence[Any]) -> str | None:

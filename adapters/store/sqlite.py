@@ -10,8 +10,10 @@ Contract:
   every caller of that batch. A caller cancelled while waiting may still have its alert
   committed; retrying with the same idempotency key then returns it with created=False.
 - Reads go to a second, read-only connection (file databases), so they neither wait for a
-  batch to commit nor see a batch that has not committed. ":memory:" cannot be shared
-  between connections, so there reads use the writer connection between batches.
+  batch to commit nor see a batch that has not committed. Reads issued while others run
+  are grouped into one trip to the reader's thread, each still its own statement failing
+  alone. ":memory:" cannot be shared between connections, so there reads use the writer
+  connection between batches.
 - Every sqlite3 error leaves as `StoreError` (see `_translated`); using a closed store
   raises `StoreError`. `close()` finishes every insert already queued, then closes.
 """
@@ -19,6 +21,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -38,6 +41,7 @@ from adapters.store import (
     subscribers_sql,
     tokens_sql,
 )
+from adapters.store.sqlite_reads import GroupedReader
 from alerts.models import format_cap_time
 from broadcaster.audit import AuditEntry, AuditRecord
 from broadcaster.errors import StoreError
@@ -159,6 +163,8 @@ class SqliteStore:
         # more than the number of concurrent callers; their own concurrency is the limit.
         self._queue: asyncio.Queue[_Pending | _Job | _Finish | None] = asyncio.Queue()
         self._closed = False
+        # Concurrent reads share one trip to the reader's thread, as writes share a batch.
+        self._reads = GroupedReader(reader) if reader is not None else None
         self._writer_task = asyncio.get_running_loop().create_task(
             self._run_writer(), name="sqlite-store-writer"
         )
@@ -444,9 +450,23 @@ class SqliteStore:
         rows = await self._fetch(replies_sql.SQLITE_BY_KEY, key)
         return replies_sql.sqlite_reply(rows[0]) if rows else None
 
+    async def find_reply_and_sms_alert(
+        self, source: ReplySource, external_id: str, phone: str | None
+    ) -> tuple[StoredReply | None, str | None]:
+        key = (phone, ReplySource(source).value, external_id)
+        rows = await self._fetch(replies_sql.SQLITE_LOOKUP, key)
+        return replies_sql.lookup_result(rows[0], replies_sql.sqlite_reply)
+
     async def get_reply(self, reply_id: int) -> StoredReply | None:
         rows = await self._fetch(replies_sql.SQLITE_BY_ID, (reply_id,))
         return replies_sql.sqlite_reply(rows[0]) if rows else None
+
+    async def get_replies(self, reply_ids: Sequence[int]) -> list[StoredReply]:
+        if not reply_ids:
+            return []
+        ids = json.dumps([int(i) for i in reply_ids])
+        rows = await self._fetch(replies_sql.SQLITE_BY_IDS, (ids,))
+        return [replies_sql.sqlite_reply(row) for row in rows]
 
     async def list_replies(
         self,
@@ -677,9 +697,9 @@ class SqliteStore:
 
     async def _fetch(self, sql: str, params: Sequence[object]) -> list[Any]:
         self._check_open()
+        if self._reads is not None:
+            return await self._reads.fetch(sql, params)
         with _translated("read"):
-            if self._reader is not None:
-                return list(await self._reader.execute_fetchall(sql, params))
             async with self._write_lock:
                 return list(await self._writer.execute_fetchall(sql, params))
 

@@ -145,6 +145,32 @@ async def test_last_sms_alert_is_the_newest_sent_to_that_number(store: Store) ->
     assert await store.last_sms_alert(phone) == newer.id
     assert await store.last_sms_alert(other) == older.id
     assert await store.last_sms_alert("+447911000003") is None
+    # The same answers from the combined lookup, with the reply stored under a key.
+    stored = (await store.insert_reply(NewReply(reply("SM9", sender=phone)))).reply
+    found = store.find_reply_and_sms_alert
+    assert await found(ReplySource.SMS, "SM9", phone) == (stored, newer.id)
+    assert await found(ReplySource.SMS, "SM8", other) == (None, older.id)
+    assert await found(ReplySource.X, "SM9", "+447911000003") == (None, None)
+    assert await found(ReplySource.SMS, "SM9", None) == (stored, None)
+
+
+async def test_get_replies_returns_those_that_exist_in_one_call(store: Store) -> None:
+    a = (await store.insert_reply(NewReply(reply("SM1"), entities={"places": ["x"]}))).reply
+    b = (await store.insert_reply(NewReply(reply("SM2")))).reply
+    assert await store.get_replies([]) == []
+    got = await store.get_replies([b.id, a.id + b.id + 1000, a.id])
+    assert sorted(got, key=lambda r: r.id) == [a, b]
+
+
+async def test_concurrent_reads_each_get_their_own_rows(store: Store) -> None:
+    """Reads issued together (grouped into one trip on SQLite) each answer their own query;
+    a read that fails fails alone."""
+    stored = [(await store.insert_reply(NewReply(reply(f"SM{n}")))).reply for n in range(20)]
+    found = await asyncio.gather(
+        *(store.find_reply(ReplySource.SMS, f"SM{n}") for n in range(25)),
+        store.list_replies(limit=3, since=T0 + timedelta(days=1)),
+    )
+    assert found == [*stored, None, None, None, None, None, []]
 
 
 async def test_alert_for_x_posts_matches_provider_refs_in_order(store: Store) -> None:

@@ -288,3 +288,24 @@ async def test_sqlite_batch_fails_whole_when_database_is_locked(tmp_path: Path) 
         assert await store.count_alerts() == 1
     finally:
         await store.close()
+
+
+async def test_sqlite_reads_issued_together_fail_alone(tmp_path: Path) -> None:
+    """Concurrent reads share one trip to the reader's thread; a statement that fails there
+    fails only its own caller, and the reader keeps serving."""
+    store = await SqliteStore.open(tmp_path / "reads.db")
+    try:
+        await store.migrate()
+        good, bad, count = await asyncio.gather(
+            store.ping(),
+            store._fetch("SELECT no_such_column FROM alerts", ()),
+            store.count_alerts(),
+            return_exceptions=True,
+        )
+        assert good is None
+        assert count == 0
+        assert isinstance(bad, StoreError)
+        assert isinstance(bad.__cause__, sqlite3.Error)
+        assert await store.count_alerts() == 0
+    finally:
+        await store.close()
