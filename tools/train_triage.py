@@ -4,8 +4,10 @@
 
 Recipe (deterministic: no random draws, same data → same file):
 1. features of every post (`broadcaster.triage.text.features`, with entity kinds);
-2. leave-one-event-out CV on dev.jsonl (+ the weak CrisisLexT26 hazard rows of the other
-   events, hazard only, weight `EXTRA_WEIGHT`): out-of-fold scores for every dev post;
+2. leave-one-event-out CV on dev.jsonl, training on the other events' dev posts plus their
+   silver posts (silver.jsonl, both categories, weight `SILVER_WEIGHT`) and weak CrisisLexT26
+   hazard rows (hazard only, weight `WEAK_WEIGHT`): out-of-fold scores for every dev post.
+   Only dev posts (gold labels) are scored: the figures never rest on silver labels;
 3. per category, the threshold = the highest score that keeps out-of-fold recall ≥
    `TARGET_RECALL` (recall first: a missed suspect or hazard is the costly error);
 4. the final model is fitted on all the data; the CV precision/recall at the chosen
@@ -29,36 +31,54 @@ from broadcaster.triage.model import CATEGORIES  # noqa: E402
 from broadcaster.triage.text import features  # noqa: E402
 
 L2 = 10.0
-EXTRA_WEIGHT = (0.0, 0.5)  # CrisisLexT26 says nothing about suspects
+SILVER_WEIGHT = (1.0, 1.0)
+WEAK_WEIGHT = (0.0, 0.5)  # CrisisLexT26's information types say nothing about suspects
 TARGET_RECALL = 0.90
 
+Post = dict[str, object]
 
-def load(data: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """(dev posts, weak CrisisLexT26 hazard rows) from the data folder."""
-    dev = [json.loads(line) for line in (data / "dev.jsonl").read_text("utf-8").splitlines()]
-    weak = [
-        json.loads(line)
-        for line in (data / "crisislex_hazard.jsonl").read_text("utf-8").splitlines()
+
+def _jsonl(path: Path) -> list[Post]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+def load(data: Path) -> tuple[list[Post], list[Post]]:
+    """(dev posts, training-only posts) from the data folder.
+
+    Training-only posts are the silver posts (labelled by GUIDELINE.md, both categories) and
+    the weak CrisisLexT26 hazard rows (`suspect` absent); each carries its `weight` pair.
+    """
+    dev = _jsonl(data / "dev.jsonl")
+    extra = [{**post, "weight": SILVER_WEIGHT} for post in _jsonl(data / "silver.jsonl")]
+    extra += [
+        {**row, "suspect": 0, "weight": WEAK_WEIGHT}
+        for row in _jsonl(data / "crisislex_hazard.jsonl")
     ]
-    return dev, weak
+    return dev, extra
 
 
 def row(text: str) -> dict[str, float]:
     return features(text, extract(text).kinds())
 
 
-def cross_validate(
-    dev: list[dict[str, object]], weak: list[dict[str, object]]
-) -> list[list[float]]:
+def labels(posts: list[Post]) -> list[list[int]]:
+    return [[int(str(p[c])) for c in CATEGORIES] for p in posts]
+
+
+def weights(posts: list[Post]) -> list[list[float]]:
+    return [[float(w) for w in p["weight"]] for p in posts]  # type: ignore[attr-defined]
+
+
+def cross_validate(dev: list[Post], extra: list[Post]) -> list[list[float]]:
     """Leave-one-event-out scores for every dev post (the honest estimate)."""
     return learn.leave_one_group_out(
         [row(str(p["text"])) for p in dev],
-        [[int(str(p[c])) for c in CATEGORIES] for p in dev],
+        labels(dev),
         [str(p["event"]) for p in dev],
-        extra_rows=[row(str(w["text"])) for w in weak],
-        extra_labels=[[0, int(str(w["hazard"]))] for w in weak],
-        extra_groups=[str(w["event"]) for w in weak],
-        extra_weight=EXTRA_WEIGHT,
+        extra_rows=[row(str(p["text"])) for p in extra],
+        extra_labels=labels(extra),
+        extra_groups=[str(p["event"]) for p in extra],
+        extra_weights=weights(extra),
         l2=L2,
     )
 
@@ -75,8 +95,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "tests/data/triage")
     parser.add_argument("--out", type=Path, default=ROOT / "broadcaster/triage/model.json")
     args = parser.parse_args()
-    dev, weak = load(args.data)
-    oof = cross_validate(dev, weak)
+    dev, extra = load(args.data)
+    oof = cross_validate(dev, extra)
     thresholds: dict[str, float] = {}
     cv: dict[str, dict[str, float]] = {}
     for k, category in enumerate(CATEGORIES):
@@ -95,10 +115,9 @@ def main() -> int:
         }
         print(f"{category}: threshold {t:.3f} CV precision {precision:.3f} recall {recall:.3f}")
     model = learn.fit(
-        [row(str(p["text"])) for p in dev] + [row(str(w["text"])) for w in weak],
-        [[int(str(p[c])) for c in CATEGORIES] for p in dev]
-        + [[0, int(str(w["hazard"]))] for w in weak],
-        [[1.0, 1.0]] * len(dev) + [list(EXTRA_WEIGHT)] * len(weak),
+        [row(str(p["text"])) for p in dev + extra],
+        labels(dev + extra),
+        [[1.0, 1.0]] * len(dev) + weights(extra),
         l2=L2,
     )
     document = {
@@ -106,7 +125,9 @@ def main() -> int:
         "broadcaster.triage.text.features; written by tools/train_triage.py",
         "categories": list(CATEGORIES),
         "l2": L2,
-        "extra_weight": list(EXTRA_WEIGHT),
+        "silver_weight": list(SILVER_WEIGHT),
+        "weak_weight": list(WEAK_WEIGHT),
+        "training_posts": {"dev": len(dev), "silver_and_weak": len(extra)},
         "target_recall": TARGET_RECALL,
         "cv": cv,
         "thresholds": thresholds,

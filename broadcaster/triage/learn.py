@@ -142,14 +142,15 @@ def leave_one_group_out(
     extra_rows: Sequence[FeatureRow] = (),
     extra_labels: Sequence[Sequence[int]] = (),
     extra_groups: Sequence[str] = (),
-    extra_weight: Sequence[float] = (),
+    extra_weights: Sequence[Sequence[float]] = (),
     l2: float = 1.0,
 ) -> list[list[float]]:
     """Out-of-fold scores per row.
 
-    `extra_*` are weakly labelled rows (another corpus) weighted per category by
-    `extra_weight` (0 for a category they say nothing about); those of the held-out group are
-    left out of that fold's training too, so no text of the held-out event leaks in.
+    `extra_*` are training-only rows (silver or weakly labelled posts), each weighted per
+    category by its `extra_weights` row (0 for a category its source says nothing about);
+    those of the held-out group are left out of that fold's training too, so no text of the
+    held-out event leaks in. Only the `rows` are scored.
     """
     scores: list[list[float]] = [[] for _ in rows]
     for held in sorted(set(groups)):
@@ -159,7 +160,7 @@ def leave_one_group_out(
         model = fit(
             [rows[i] for i in train] + [extra_rows[i] for i in extra],
             [labels[i] for i in train] + [extra_labels[i] for i in extra],
-            [[1.0] * n_cat] * len(train) + [list(extra_weight)] * len(extra),
+            [[1.0] * n_cat] * len(train) + [list(extra_weights[i]) for i in extra],
             l2=l2,
         )
         for i, g in enumerate(groups):
