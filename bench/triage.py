@@ -320,7 +320,8 @@ rows; {hook["api"]} replies in `GET /v1/replies` | {n}, once each | {OK[once]} |
 {hook["streamed"]} `created` events on `/v1/replies/stream` | {n} | {OK[published]} |
 | service CPU per webhook (all its threads) | {hook["server_cpu_us"]:.0f} µs, of which \
 `classify()` {1e6 / inproc:.0f} µs, clustering (`Clusterer.assign`) \
-{classified["cluster_us"]:.0f} µs, twilio's signature check (two HMACs, the worst case: a valid request needs only the first) \
+{classified["cluster_us"]:.0f} µs, twilio's signature check (two HMACs, the worst case: \
+a valid request needs only the first) \
 {classified["signature_us"]:.0f} µs (each measured alone on one core); the generator used \
 {hook["generator_cpu"]:.0%} of a core | | |
 | service peak RSS | {hook["server_rss_mb"]:.0f} MB | | |
