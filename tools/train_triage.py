@@ -21,6 +21,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,7 +67,7 @@ def labels(posts: list[Post]) -> list[list[int]]:
 
 
 def weights(posts: list[Post]) -> list[list[float]]:
-    return [[float(w) for w in p["weight"]] for p in posts]  # type: ignore[attr-defined]
+    return [list(cast(tuple[float, float], p["weight"])) for p in posts]
 
 
 def cross_validate(dev: list[Post], extra: list[Post]) -> list[list[float]]:

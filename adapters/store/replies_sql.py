@@ -130,16 +130,14 @@ def jsonable(value: object) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
-    if isinstance(value, list | tuple):  # never a Mapping: the order below is unchanged
+    if isinstance(value, list | tuple):  # never a Mapping or a set: checked first, same result
         return [v if type(v) in _PLAIN else jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, bool | int | float | str):  # subclasses, e.g. StrEnum
         return value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, set | frozenset):
         return sorted((jsonable(v) for v in value), key=str)
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         # Field by field rather than through `asdict`, which deep-copies the whole value only
         # for it to be walked again here; the result is the same.
