@@ -1,5 +1,5 @@
 """Approval decisions on SQLite: the writer-thread side of `SqliteStore.approve_alert` and
-`reject_alert` (PostgreSQL spells the same steps in `postgres.py`).
+`reject_alert` (PostgreSQL spells the same steps in `postgres_alerts.py`).
 
 Contract: each function runs on the store's writer thread inside a batch transaction the
 caller opened, and never commits. Only an alert still `pending_approval` moves

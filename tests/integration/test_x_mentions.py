@@ -71,8 +71,8 @@ async def test_mentions_are_stored_triaged_and_linked_to_our_post(tmp_path: Path
             assert unlinked.alert_id is None
             assert unlinked.categories == ("suspect",)
             assert unlinked.sender == "@walker"
-            cursor = await app.service.store.get_cursor(f"x:mentions:{USER_ID}")
-            assert cursor == other
+            # The poller saves the cursor after it stores the page, so wait for it too.
+            await eventually(partial(_cursor_is, app, other), what="the cursor at the newest")
             metric = app.service.metrics.replies.labels("x", "hazard")
             assert metric._value.get() == 1
 

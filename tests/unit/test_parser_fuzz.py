@@ -36,6 +36,8 @@ SOURCES = [
     p.read_bytes() for folder in ("real", "spec_examples") for p in (DATA / folder).glob("*.xml")
 ]
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CPU seconds of this process, not wall time: a loaded CI machine stretches wall time
+# (seen: 1.35 s with two other jobs on 2 cores) but not the work the parser does.
 MAX_SECONDS = 1.0
 MAX_PYTHON_BYTES = 50 * 1024 * 1024
 MAX_RSS_GROWTH_KB = 200 * 1024
@@ -140,20 +142,20 @@ def test_intake_raises_only_payload_errors(value: Any) -> None:
 
 
 def _bounded(action: Callable[[], None]) -> None:
-    """`action` refuses its input in under MAX_SECONDS, with a Python heap peak under
+    """`action` refuses its input in under MAX_SECONDS of CPU time, with a Python heap peak under
     MAX_PYTHON_BYTES (tracemalloc) and no large growth of the process's peak RSS (which
     also covers libxml2's C allocations, invisible to tracemalloc)."""
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         action()
     finally:
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
-    assert elapsed < MAX_SECONDS, f"took {elapsed:.2f} s"
+    assert elapsed < MAX_SECONDS, f"took {elapsed:.2f} s of CPU"
     assert peak < MAX_PYTHON_BYTES, f"Python heap peak {peak / 1e6:.1f} MB"
     assert rss_growth < MAX_RSS_GROWTH_KB, f"peak RSS grew {rss_growth / 1024:.0f} MB"
 
@@ -201,8 +203,8 @@ def test_hostile_json_refused_quickly_in_bounded_memory(body: bytes) -> None:
 
 async def test_deep_json_through_intake_is_a_payload_error() -> None:
     intake, _ = service()
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(IntakeError) as caught:
         await intake.submit(replace(rest(""), body=b"[" * 100_000))
     assert isinstance(caught.value, PayloadError)
-    assert time.perf_counter() - started < MAX_SECONDS
+    assert time.process_time() - started < MAX_SECONDS
