@@ -4,29 +4,31 @@ The CLI lives in the core but never imports an adapter: the composition root
 (`adapters/main.py`) hands it a `Wiring` with the two things that need the edges — opening a
 store from a URL, and serving. Every command prints errors as one line on stderr and exits 2
 for bad usage or configuration, 1 for a runtime failure.
+
+This module parses and dispatches every command and holds the short ones (serve, drain,
+subscribers import, replies purge, audit verify/export, triage); the `token` commands are in
+`broadcaster/cli_tokens.py` and `demo` in `broadcaster/cli_demo.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import logging
-import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from broadcaster.audit import Verification, audit_pages, export_line, verify_log
 from broadcaster.audit import record as audit_record
-from broadcaster.auth import create_token, revoke_tokens, token_fields
+from broadcaster.cli_demo import demo_settings, serve_demo
+from broadcaster.cli_tokens import token_command
 from broadcaster.config import Settings, load_settings
 from broadcaster.errors import BroadcastError, ConfigError
 from broadcaster.logs import configure_logging
-from broadcaster.ports import ApiToken, Role, Store
+from broadcaster.ports import Role, Store
 from broadcaster.retention import purge_once
 from broadcaster.subscribers import ParsedSubscribers, parse_subscribers_csv
 
@@ -132,9 +134,9 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             configure_logging(settings.logging)
             wiring.run(wiring.serve(settings))
         elif args.command == "demo":
-            settings = _demo_settings(Path(args.dir), args.port)
+            settings = demo_settings(Path(args.dir), args.port)
             configure_logging(settings.logging)
-            wiring.run(_demo(settings, Path(args.dir), wiring))
+            wiring.run(serve_demo(settings, Path(args.dir), wiring))
         elif args.command == "drain":
             settings = load_settings(args.config)
             configure_logging(settings.logging)
@@ -168,7 +170,7 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             print(f"purged {count} replies received before {cutoff.isoformat()}")
         elif args.command == "token":
             settings = load_settings(args.config)
-            return _token_command(args, settings, wiring)
+            return token_command(args, settings, wiring)
         elif args.command == "audit":
             settings = load_settings(args.config)
             return _audit_command(args, settings, wiring)
@@ -222,86 +224,6 @@ async def _purge_replies(settings: Settings, wiring: Wiring) -> tuple[int, datet
         await store.close()
 
 
-async def _create_token(
-    settings: Settings, role: Role, name: str, valid_for: timedelta | None, wiring: Wiring
-) -> str:
-    store = await wiring.open_store(settings.database.url)
-    try:
-        secret, _record = await create_token(
-            store, role=role, name=name, valid_for=valid_for, actor="cli"
-        )
-    finally:
-        await store.close()
-    return secret
-
-
-def _token_command(args: argparse.Namespace, settings: Settings, wiring: Wiring) -> int:
-    command = args.token_command
-    if command == "create":
-        if args.days is not None and args.days <= 0:
-            raise ConfigError("--valid-for", "must be a positive number of days")
-        days = timedelta(days=args.days) if args.days else None
-        secret = wiring.run(_create_token(settings, Role(args.role), args.name, days, wiring))
-        print(f"created {args.role} token for {args.name!r}; it is shown only once:")
-        print(secret)
-        return 0
-    if command == "revoke":
-        revoked = wiring.run(_revoke_tokens(settings, args.token_id, args.name, wiring))
-        if not revoked:
-            print("broadcaster: no live token matches (unknown or revoked)", file=sys.stderr)
-            return 1
-        for token in revoked:
-            print(f"revoked {token.role.value} token {token.id} ({token.name!r})")
-        seconds = settings.http.auth_cache_seconds
-        print(f"running services refuse it within {seconds:g} s (their token cache)")
-        return 0
-    tokens = wiring.run(_list_tokens(settings, wiring))
-    now = datetime.now(UTC)
-    print("id\tname\trole\tstate\tcreated_at\texpires_at\trevoked_at")
-    for token in tokens:
-        fields = token_fields(token)
-        print(
-            "\t".join(
-                [
-                    token.id,
-                    token.name,
-                    token.role.value,
-                    _token_state(token, now),
-                    fields["created_at"] or "",
-                    fields["expires_at"] or "-",
-                    fields["revoked_at"] or "-",
-                ]
-            )
-        )
-    return 0
-
-
-def _token_state(token: ApiToken, now: datetime) -> str:
-    if token.revoked_at is not None and token.revoked_at <= now:
-        return "revoked"
-    if token.expires_at is not None and token.expires_at <= now:
-        return "expired"
-    return "active"
-
-
-async def _revoke_tokens(
-    settings: Settings, token_id: str | None, name: str | None, wiring: Wiring
-) -> list[ApiToken]:
-    store = await wiring.open_store(settings.database.url)
-    try:
-        return await revoke_tokens(store, token_id=token_id, name=name, actor="cli")
-    finally:
-        await store.close()
-
-
-async def _list_tokens(settings: Settings, wiring: Wiring) -> list[ApiToken]:
-    store = await wiring.open_store(settings.database.url)
-    try:
-        return await store.list_tokens()
-    finally:
-        await store.close()
-
-
 def _audit_command(args: argparse.Namespace, settings: Settings, wiring: Wiring) -> int:
     if args.audit_command == "verify":
         result: Verification = wiring.run(_verify_audit(settings, wiring))
@@ -342,124 +264,3 @@ async def _export_audit(settings: Settings, wiring: Wiring, since: datetime | No
         sys.stdout.flush()
     finally:
         await store.close()
-
-
-_DEMO_CONFIG = """\
-# Written by `broadcaster demo`. Edit freely. `broadcaster serve --config {path}` runs it
-# without the simulators (sends would then fail: nothing listens at the api_base addresses).
-[http]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-
-[database]
-url = "sqlite:///{db}"
-
-[channels.sms]
-# The Twilio simulator started by the demo (never the real Twilio).
-account_sid = "AC00000000000000000000000000000000"
-auth_token = "demo-auth-token"
-from_numbers = ["+15005550006", "+15005550007"]
-api_base = "http://127.0.0.1:{sms_port}"
-rate_per_second = 10
-
-[channels.x]
-# The X API simulator started by the demo (never the real X).
-consumer_key = "demo-consumer-key"
-consumer_secret = "demo-consumer-secret"
-access_token = "demo-access-token"
-access_token_secret = "demo-access-token-secret"
-api_base = "http://127.0.0.1:{x_port}"
-
-[channels.facebook]
-# The Graph API simulator started by the demo (never the real Facebook).
-page_id = "102030405060708"
-page_token = "EAAsimulatedPageToken0123456789"
-api_base = "http://127.0.0.1:{facebook_port}"
-rate_per_second = 1
-
-[approval]
-# The demo lets one person send every severity; production keeps the two-person rule.
-two_person_severities = []
-"""
-
-
-def _demo_settings(folder: Path, port: int) -> Settings:
-    """Write the demo's config on first use (kept afterwards, so edits stick) and load it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config_path = folder / "broadcaster.toml"
-    if not config_path.exists():
-        config_path.write_text(
-            _DEMO_CONFIG.format(
-                path=config_path,
-                port=port,
-                sms_port=port + 1,
-                x_port=port + 2,
-                facebook_port=port + 3,
-                db=(folder / "broadcaster.db").resolve(),
-            )
-        )
-    return load_settings(config_path)
-
-
-async def _demo(settings: Settings, folder: Path, wiring: Wiring) -> None:
-    config_path = folder / "broadcaster.toml"
-    store = await wiring.open_store(settings.database.url)
-    try:
-        issuer, _ = await create_token(
-            store, role=Role.ISSUER, name=f"demo-issuer-{secrets.token_hex(2)}", actor="cli"
-        )
-        admin, _ = await create_token(
-            store, role=Role.ADMIN, name=f"demo-admin-{secrets.token_hex(2)}", actor="cli"
-        )
-    finally:
-        await store.close()
-    base = settings.http.base_url
-    # One line: a backslash-newline inside single quotes would reach the JSON.
-    example = json.dumps(
-        {
-            "event": "Gas leak",
-            "headline": "Avoid Market St: gas leak",
-            "severity": "Severe",
-            "urgency": "Immediate",
-            "areas": [
-                {
-                    "description": "Market St, Manchester",
-                    "circle": {"lat": 53.4831, "lon": -2.2392, "radius_km": 1.5},
-                }
-            ],
-        },
-        separators=(",", ":"),
-    )
-    print(
-        f"""
-broadcaster demo — config {config_path}, data in {folder}/
-  public page     {base}/
-  Atom feed       {base}/feed.atom   CAP index {base}/cap/index.atom
-  live stream     {base}/v1/stream
-  responder desk  {base}/responders   (log in with the admin token)
-  API (OpenAPI)   {base}/openapi.json
-  alerts          {base}/v1/alerts
-  health          {base}/healthz   {base}/readyz
-  metrics         {base}/metrics
-  issuer token    {issuer}
-  admin token     {admin}
-
-Send an alert:
-  curl -s -X POST {base}/v1/alerts -H 'Authorization: Bearer {issuer}' \\
-    -H 'Content-Type: application/json' \\
-    -d '{example}'
-It appears on the public page at once, is posted to X and the Facebook Page (built-in
-simulators), and goes by SMS (to the built-in Twilio simulator, never a real phone) to the
-demo subscribers within 1.5 km of Market St, each in their language. Watch the deliveries
-move to sent and then delivered (use the id the POST returned):
-  curl -s {base}/v1/alerts/ALERT_ID -H 'Authorization: Bearer {admin}'
-  curl -s '{base}/v1/alerts/ALERT_ID/deliveries?limit=5' -H 'Authorization: Bearer {admin}'
-List alerts:
-  curl -s {base}/v1/alerts -H 'Authorization: Bearer {admin}'
-Press Ctrl-C to stop.
-""",
-        flush=True,
-    )
-    logging.getLogger(__name__).info("demo starting")
-    await wiring.demo(settings)

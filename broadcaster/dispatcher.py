@@ -1,15 +1,9 @@
 """The dispatcher: claims due deliveries per channel and sends them through `Attempt`.
 
 Contract:
-- Each channel runs on its own: a claimer that leases batches (most urgent first) into a
-  short local queue, and `concurrency` workers that send from it. A slow or failing channel
-  never holds up another. The local queue is kept short (one claim batch) so a more urgent
-  alert arriving mid fan-out overtakes within about a batch.
-- A slot (one of `concurrency` per channel) is taken before a send and given back only once
-  its outcome has committed, so at any moment at most `concurrency` sends per channel can have
-  reached the provider without their outcome being durable: that bounds the duplicates a
-  kill -9 can cause. Outcomes are committed in batches by one recorder per channel; the
-  worker moves on to its next delivery as soon as a slot is free.
+- Each channel runs on its own `ChannelRunner` (broadcaster/channel_runner.py: claimer,
+  workers, recorder, and the bound on sends whose outcome is not yet durable). A slow or
+  failing channel never holds up another.
 - Leases of held deliveries are renewed while they wait (rate limit, open circuit); a
   maintenance loop reclaims the leases of processes that died and expires what is past its
   alert's expiry.
@@ -28,24 +22,25 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from broadcaster.alert_cache import AlertCache
 from broadcaster.attempt import Attempt
+from broadcaster.channel_runner import ChannelRunner
 from broadcaster.circuit import CircuitBreaker, CircuitState
 from broadcaster.config import DeliverySettings
 from broadcaster.errors import StoreError
 from broadcaster.fence import CancelFence
 from broadcaster.leases import ChannelLeases
 from broadcaster.metrics import Metrics
-from broadcaster.ports import Channel, ClaimedDelivery, DeliveryOutcome, DeliveryState, Store
+from broadcaster.ports import Channel, Store
 from broadcaster.ratelimit import ChannelLimiter
 from broadcaster.retry import RetryPolicy
+
+# ChannelRunner lived here before broadcaster/channel_runner.py: still importable from here.
+__all__ = ["STATE_TTL", "ChannelRunner", "DispatchPolicy", "Dispatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -82,244 +77,6 @@ class DispatchPolicy:
         )
         names = set(cls.__dataclass_fields__) - {"retry"}
         return cls(retry=retry, **settings.model_dump(include=names))
-
-
-class ChannelRunner:
-    """One channel's claimer and workers."""
-
-    def __init__(
-        self,
-        store: Store,
-        attempt: Attempt,
-        policy: DispatchPolicy,
-        now: Callable[[], datetime],
-        leased: Callable[[], bool] = lambda: True,
-    ) -> None:
-        self.store = store
-        self.attempt = attempt
-        self.channel = attempt.channel
-        self.policy = policy
-        self._now = now
-        # Whether this process holds the channel's lease (broadcaster/leases.py): only then
-        # does it claim, and a claimed delivery is given back unsent once the lease is lost.
-        self._leased = leased
-        self.concurrency = max(1, attempt.channel.limits.concurrency or policy.concurrency)
-        self._queue: deque[ClaimedDelivery] = deque()
-        self._ready = asyncio.Condition()
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self.held: dict[int, ClaimedDelivery] = {}
-        # When each held delivery was claimed (perf_counter): latency and the attempt log.
-        self._claimed_at: dict[int, float] = {}
-        self._sending: set[asyncio.Task[Any]] = set()
-        self._slots = asyncio.Semaphore(self.concurrency)
-        self._outcomes: list[DeliveryOutcome] = []
-        self._record_wake = asyncio.Event()
-        self._closing = False
-        self._recorder: asyncio.Task[None] | None = None
-        self._workers: list[asyncio.Task[None]] = []
-        self._claimer: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
-        self.stopping = False
-
-    def start(self) -> None:
-        name = self.channel.name
-        self._claimer = asyncio.create_task(self._claim_loop(), name=f"claim-{name}")
-        self._watchdog = asyncio.create_task(
-            self.attempt.watch_deadlines(), name=f"deadlines-{name}"
-        )
-        self._recorder = asyncio.create_task(self._record_loop(), name=f"record-{name}")
-        self._workers = [
-            asyncio.create_task(self._work_loop(), name=f"send-{name}-{i}")
-            for i in range(self.concurrency)
-        ]
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    @property
-    def idle(self) -> bool:
-        return not self.held
-
-    async def _claim_loop(self) -> None:
-        batch = self.concurrency
-        while not self.stopping:
-            claimed: list[ClaimedDelivery] = []
-            if len(self._queue) < batch and self._leased():
-                now = self._now()
-                lease = now + timedelta(seconds=self.policy.lease_seconds)
-                try:
-                    claimed = await self.store.claim_deliveries(
-                        self.channel.name, limit=batch, now=now, lease_until=lease
-                    )
-                except StoreError as exc:
-                    log.warning("claim on %s failed: %s", self.channel.name, exc)
-                if claimed:
-                    try:
-                        await self.attempt.alerts.prefetch(d.alert_id for d in claimed)
-                    except StoreError as exc:  # workers read what is missing themselves
-                        log.warning("prefetch on %s failed: %s", self.channel.name, exc)
-                if self.stopping:  # stop() ran while we claimed: give them straight back
-                    await self._give_back([d.id for d in claimed])
-                    return
-                claimed_at = time.perf_counter()
-                for delivery in claimed:
-                    self.held[delivery.id] = delivery
-                    self._claimed_at[delivery.id] = claimed_at
-                    self._queue.append(delivery)
-                if claimed:
-                    async with self._ready:
-                        self._ready.notify(len(claimed))
-            if len(claimed) == batch:
-                # Maybe more due: claim again once the queue has room.
-                self._room.clear()
-                if len(self._queue) >= batch:
-                    await self._room.wait()
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.policy.poll_seconds)
-
-    async def _work_loop(self) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        while not self.stopping:
-            await self._slots.acquire()  # released once this delivery's outcome committed
-            if not self._queue:
-                async with self._ready:
-                    await self._ready.wait_for(lambda: bool(self._queue) or self.stopping)
-            if self.stopping:
-                self._slots.release()
-                return
-            delivery = self._queue.popleft()
-            if len(self._queue) < self.concurrency:
-                self._room.set()
-            if not self._leased():  # another process may be sending on this channel now
-                self._slots.release()
-                self._claimed_at.pop(delivery.id, None)
-                await self._give_back([delivery.id])
-                self.held.pop(delivery.id, None)
-                continue
-            await self._process(delivery, task)
-
-    async def _process(self, delivery: ClaimedDelivery, task: asyncio.Task[Any]) -> None:
-        claimed_at = self._claimed_at.pop(delivery.id, None)
-        try:
-            outcome = await self.attempt.run(delivery, task, claimed_at)
-        except Exception:  # a bug must cost one delivery's attempt, not a worker
-            log.exception("attempting delivery %s failed unexpectedly", delivery.id)
-            outcome = None
-        except BaseException:
-            self._slots.release()  # cut short (shutdown): stop() gives the delivery back
-            raise
-        if outcome is None:
-            self._slots.release()
-            self._sending.discard(task)
-            await self._give_back([delivery.id])
-            self.held.pop(delivery.id, None)
-            return
-        if log.isEnabledFor(logging.INFO):
-            _log_attempt(delivery, outcome, claimed_at)
-        # The slot now belongs to the outcome; the recorder frees it after the commit.
-        self._outcomes.append(outcome)
-        self._record_wake.set()
-        self._sending.discard(task)
-
-    async def _record_loop(self) -> None:
-        while True:
-            await self._record_wake.wait()
-            self._record_wake.clear()
-            await self._record()
-            if self._closing and not self._outcomes:
-                return
-
-    async def _record(self) -> None:
-        """Commit every outcome waiting, in one call, then free their slots."""
-        batch, self._outcomes = self._outcomes, []
-        if not batch:
-            return
-        try:
-            await self.store.finish_deliveries(batch)
-        except Exception:  # the slots below must come back whatever happened
-            # Not recorded: their leases run out and they are claimed again.
-            log.exception("recording %d delivery outcomes failed", len(batch))
-        for outcome in batch:
-            self.held.pop(outcome.delivery_id, None)
-            self._slots.release()
-
-    def mark_sending(self, task: asyncio.Task[Any]) -> None:
-        """Called (via Attempt) right before a send starts: stop() waits for this task."""
-        self._sending.add(task)
-
-    async def stop(self, grace: float) -> None:
-        self.stopping = True
-        self._wake.set()
-        self._room.set()
-        async with self._ready:
-            self._ready.notify_all()
-        if self._claimer is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._claimer
-        for worker in self._workers:
-            if worker not in self._sending:
-                worker.cancel()
-        in_flight = [w for w in self._workers if not w.done()]
-        if in_flight:
-            _, late = await asyncio.wait(in_flight, timeout=grace)
-            for worker in late:
-                worker.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
-        if self._recorder is not None:  # commit the last outcomes before giving back the rest
-            self._closing = True
-            self._record_wake.set()
-            await asyncio.gather(self._recorder, return_exceptions=True)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-        self._queue.clear()
-        self._claimed_at.clear()
-        left = list(self.held)
-        self.held.clear()
-        await self._give_back(left)
-
-    async def _give_back(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        try:
-            await self.store.release_deliveries(ids, self._now())
-        except StoreError as exc:
-            log.warning(
-                "could not release %d deliveries (their leases will run out): %s", len(ids), exc
-            )
-
-
-def _log_attempt(
-    delivery: ClaimedDelivery, outcome: DeliveryOutcome, claimed_at: float | None
-) -> None:
-    """One INFO line per delivery attempt, its fields as `extra` (JSON logs keep them as
-    fields). Never the recipient: it may be a phone number."""
-    result = "retry" if outcome.state is DeliveryState.PENDING else outcome.state.value
-    latency_ms = (
-        round((time.perf_counter() - claimed_at) * 1000, 1) if claimed_at is not None else None
-    )
-    log.info(
-        "delivery %s of alert %s on %s: %s (attempt %d, %s ms)",
-        delivery.id,
-        delivery.alert_id,
-        delivery.channel,
-        result,
-        delivery.attempts,
-        latency_ms,
-        extra={
-            "alert_id": delivery.alert_id,
-            "delivery_id": delivery.id,
-            "channel": delivery.channel,
-            "attempt": delivery.attempts,
-            "outcome": result,
-            "latency_ms": latency_ms,
-        },
-    )
 
 
 class Dispatcher:
