@@ -19,6 +19,8 @@ Contract:
   only follows `/v1/replies/stream` (the session cookie authenticates it) and refreshes
   the list.
 - Nothing inline (scripts, styles), as on the public pages.
+
+How a reply reads on the page (rows, entity highlighting) is built in `reply_rows.py`.
 """
 
 from __future__ import annotations
@@ -27,47 +29,36 @@ import hmac
 import math
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import jinja2
 from aiohttp import web
 
 from adapters.http.access import client_of, route_name
-from adapters.http.pages import When, when
+
+# Re-exported: these lived here before reply_rows.py, and are imported from here.
+from adapters.http.reply_rows import Segment as Segment
+from adapters.http.reply_rows import entity_groups as entity_groups
+from adapters.http.reply_rows import highlight as highlight
+from adapters.http.reply_rows import row
 from adapters.http.responders import (
     SESSION_COOKIE,
     SESSION_PURPOSE,
     parse_filters,
 )
 from adapters.http.signing import Signer
+from adapters.http.templating import HTML_TYPE, html_templates
 from broadcaster.auth import require_role
 from broadcaster.errors import AuthError, AuthThrottled, DeliveryError, IntakeError
-from broadcaster.ports import ApiToken, ReplySource, ReplyState, Role, StoredReply
+from broadcaster.ports import ApiToken, ReplyState, Role
 from broadcaster.responders import ACTIONS
 from broadcaster.service import Service
 
-TEMPLATES = Path(__file__).parent / "templates"
 LOGIN_COOKIE = "responder_login"
 LOGIN_PURPOSE = "login"
 SESSION_SECONDS = 12 * 3600
 LIST_LIMIT = 100
-_HTML = "text/html; charset=utf-8"
-HIGHLIGHTED = ("plates", "vehicles", "persons", "places", "times", "weapons", "links", "media")
-KIND_NAMES = {
-    "plates": "Plates",
-    "vehicles": "Vehicles",
-    "persons": "Persons",
-    "places": "Places",
-    "times": "Times",
-    "weapons": "Weapons",
-    "links": "Links",
-    "media": "Media",
-    "coordinates": "Coordinates",
-}
 NOTICES = {
     "acknowledged": "Reply {id} acknowledged.",
     "escalated": "Reply {id} escalated.",
@@ -79,115 +70,6 @@ NOTICES = {
     "not_found": "Reply {id} no longer exists.",
     "invalid": "Reply {id}: that did not work (check the note's length).",
 }
-SOURCE_NAMES = {"x": "X", "sms": "SMS", "web": "Web tip", "mqtt": "MQTT"}
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    text: str
-    kind: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EntityGroup:
-    kind: str
-    name: str
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One reply as the dashboard shows it."""
-
-    id: int
-    source: str
-    source_name: str
-    sender: str | None
-    segments: tuple[Segment, ...]
-    received: When | None
-    alert_id: str | None
-    categories: tuple[str, ...]
-    score: str | None
-    entities: tuple[EntityGroup, ...]
-    cluster_count: int
-    state: str
-    state_by: str | None
-    state_at: When | None
-    location: str | None
-    media_url: str | None
-    answerable: bool
-
-
-def entity_groups(entities: object) -> tuple[EntityGroup, ...]:
-    """The non-empty entity kinds of a reply, as text."""
-    if not isinstance(entities, dict):
-        return ()
-    groups = []
-    for kind, values in entities.items():
-        if not isinstance(values, list) or not values:
-            continue
-        shown = tuple(
-            ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-            for value in values
-        )
-        groups.append(EntityGroup(str(kind), KIND_NAMES.get(str(kind), str(kind).title()), shown))
-    return tuple(groups)
-
-
-def highlight(text: str, entities: object) -> tuple[Segment, ...]:
-    """`text` cut into plain and entity segments (first occurrence of each entity, longest
-    first where they overlap, case-insensitive)."""
-    spans: list[tuple[int, int, str]] = []
-    if isinstance(entities, dict):
-        lowered = text.lower()
-        for kind in HIGHLIGHTED:
-            for value in entities.get(kind) or ():
-                if not isinstance(value, str) or not value.strip():
-                    continue
-                start = lowered.find(value.lower())
-                if start >= 0:
-                    spans.append((start, start + len(value), kind))
-    spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
-    segments: list[Segment] = []
-    position = 0
-    for start, end, kind in spans:
-        if start < position:
-            continue  # overlaps one already marked
-        if start > position:
-            segments.append(Segment(text[position:start]))
-        segments.append(Segment(text[start:end], kind))
-        position = end
-    if position < len(text):
-        segments.append(Segment(text[position:]))
-    return tuple(segments)
-
-
-def row(reply: StoredReply, cluster_count: int) -> Row:
-    location = None
-    if reply.lat is not None and reply.lon is not None:
-        location = f"{reply.lat:.5f}, {reply.lon:.5f}"
-    media = reply.media_url
-    if media and not media.lower().startswith(("https://", "http://")):
-        media = None
-    return Row(
-        id=reply.id,
-        source=reply.source.value,
-        source_name=SOURCE_NAMES.get(reply.source.value, reply.source.value),
-        sender=reply.sender,
-        segments=highlight(reply.text, reply.entities),
-        received=when(reply.received_at),
-        alert_id=reply.alert_id,
-        categories=reply.categories,
-        score=None if reply.score is None else f"{reply.score:.2f}",
-        entities=entity_groups(reply.entities),
-        cluster_count=cluster_count,
-        state=reply.state.value,
-        state_by=reply.state_by,
-        state_at=when(reply.state_at),
-        location=location,
-        media_url=media,
-        answerable=reply.source in (ReplySource.SMS, ReplySource.X) and bool(reply.sender),
-    )
 
 
 class Dashboard:
@@ -195,18 +77,7 @@ class Dashboard:
         self._service = service
         self._signer = signer
         self._secure = (service.settings.http.public_url or "").lower().startswith("https://")
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES),
-            autoescape=True,
-            auto_reload=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined,
-        )
-        self._templates = {
-            name: env.get_template(f"{name}.html")
-            for name in ("responders", "_replies", "responders_login")
-        }
+        self._templates = html_templates("responders", "_replies", "responders_login")
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -237,7 +108,7 @@ class Dashboard:
 
     def _page(self, name: str, status: int = 200, **context: Any) -> web.Response:
         body = self._templates[name].render(**context)
-        headers = {"Content-Type": _HTML, "Cache-Control": "no-store"}
+        headers = {"Content-Type": HTML_TYPE, "Cache-Control": "no-store"}
         return web.Response(text=body, status=status, headers=headers)
 
     def _login_page(

@@ -11,6 +11,8 @@ ahead of the page routes, and answers through `get_cap_item`):
   expired, Actual or System), linking to its CAP XML.
 - `GET /alerts/{id}.cap`: the alert as CAP 1.2 XML, once it is public (404 before approval,
   and for drafts).
+The XML (Atom elements, the CAP fields of index entries, entry titles and summaries) is built
+by `feed_xml.py`; this module chooses the entries, caches the bytes and answers conditionally.
 
 The CAP index follows:
 - OASIS, "Example Practices: CAP Feeds Version 1.0", Committee Note 02, 2014
@@ -61,35 +63,35 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from email.utils import format_datetime
-from typing import cast
 
 from aiohttp import web
 from aiohttp.helpers import ETAG_ANY
 from lxml import etree
 
 from adapters.http.errors import json_error
-from alerts.cap import CAP12_NS, to_cap_xml
-from alerts.models import (
-    Alert,
-    Info,
-    MsgType,
-    Scope,
-    Severity,
-    Status,
-    format_cap_time,
-    reference_parts,
+from adapters.http.feed_xml import (
+    ATOM_TYPE,
+    CAP_TYPE,
+    atom_category,
+    atom_element,
+    atom_entry,
+    atom_link,
+    cap_fields,
+    entry_info,
+    entry_title,
+    excerpt,
+    feed_root,
+    serialise,
+    summary_text,
 )
+from alerts.cap import to_cap_xml
+from alerts.models import Alert, Scope, reference_parts
 from alerts.render import pick_info
 from broadcaster.ports import StoredAlert
 from broadcaster.publication import Publication, PublishedEvent, is_public
 from broadcaster.service import Service
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-ATOM_TYPE = "application/atom+xml"
-CAP_TYPE = "application/cap+xml"
 CACHE_CONTROL = "public, max-age=10"
 # Entries in /feed.atom (the newest events).
 FEED_LIMIT = 50
@@ -100,15 +102,6 @@ _CAP_ITEMS_CACHED = 1024
 _RENDERS_CACHED = 4
 # The whole in-memory ring of recent events (Publication keeps at most 1000).
 _WHOLE_RING = 1_000_000
-
-_STATUS_MARKERS = {
-    Status.EXERCISE: "[EXERCISE] ",
-    Status.TEST: "[TEST] ",
-    Status.SYSTEM: "[SYSTEM] ",
-}
-_MSG_TYPE_PREFIXES = {MsgType.UPDATE: "Update: ", MsgType.CANCEL: "Cancelled: "}
-# Characters XML 1.0 cannot carry; a JSON alert may contain them, a feed must not break on them.
-_NOT_XML = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF])
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,16 +209,16 @@ class Feeds:
         for published in events:
             stored, alert = published.alert, published.alert.alert
             replaced = _replaced(alert, by_reference)
-            info = _info(alert, replaced)
-            entry = self._entry(
+            info = entry_info(alert, replaced)
+            entry = atom_entry(
                 feed, stored, info, title=entry_title(alert, replaced), at=published.event.at
             )
-            _text(entry, "summary", summary_text(alert, info)).set("type", "text")
-            _link(entry, "alternate", f"{base}/alerts/{stored.id}", "text/html")
-            _link(entry, "alternate", f"{base}/alerts/{stored.id}.cap", CAP_TYPE)
+            atom_element(entry, "summary", summary_text(alert, info)).set("type", "text")
+            atom_link(entry, "alternate", f"{base}/alerts/{stored.id}", "text/html")
+            atom_link(entry, "alternate", f"{base}/alerts/{stored.id}.cap", CAP_TYPE)
             for category in info.categories if info else ():
-                _category(entry, category.value)
-        return Rendered.of(_serialise(feed), newest)
+                atom_category(entry, category.value)
+        return Rendered.of(serialise(feed), newest)
 
     async def _render_index(self, base: str) -> Rendered:
         now = self._now()
@@ -251,15 +244,15 @@ class Feeds:
             alert = stored.alert
             info = pick_info(alert, None)
             at = public_at.get(stored.id, stored.received_at)
-            entry = self._entry(feed, stored, info, title=entry_title(alert, None), at=at)
-            summary = _excerpt(summary_text(alert, info), INDEX_SUMMARY_CHARS)
-            _text(entry, "summary", summary).set("type", "text")
-            _link(entry, "alternate", f"{base}/alerts/{stored.id}.cap", CAP_TYPE)
-            _link(entry, "alternate", f"{base}/alerts/{stored.id}", "text/html")
+            entry = atom_entry(feed, stored, info, title=entry_title(alert, None), at=at)
+            summary = excerpt(summary_text(alert, info), INDEX_SUMMARY_CHARS)
+            atom_element(entry, "summary", summary).set("type", "text")
+            atom_link(entry, "alternate", f"{base}/alerts/{stored.id}.cap", CAP_TYPE)
+            atom_link(entry, "alternate", f"{base}/alerts/{stored.id}", "text/html")
             for category in info.categories if info else ():
-                _category(entry, category.value)
-            _cap_fields(entry, alert, info)
-        return Rendered.of(_serialise(feed), last_modified, min(expiries, default=None))
+                atom_category(entry, category.value)
+            cap_fields(entry, alert, info)
+        return Rendered.of(serialise(feed), last_modified, min(expiries, default=None))
 
     def _feed_root(
         self,
@@ -271,37 +264,17 @@ class Feeds:
         updated: datetime | None,
         cap_prefix: bool = False,
     ) -> etree._Element:
-        nsmap: dict[str | None, str] = {None: ATOM_NS}
-        if cap_prefix:
-            nsmap["cap"] = CAP12_NS
-        # lxml spells the default namespace with a None key, which lxml-stubs do not admit.
-        feed = etree.Element(f"{{{ATOM_NS}}}feed", nsmap=cast("dict[str, str]", nsmap))
-        _text(feed, "id", self.feed_id(path))
-        _text(feed, "title", title)
-        _text(feed, "subtitle", subtitle)
-        # An empty feed was last changed when it was rendered (it is cached per version).
-        _text(feed, "updated", atom_time(updated or self._now()))
-        author = _text(feed, "author", None)
-        _text(author, "name", self._sender)
-        _link(feed, "self", f"{base}{path}", ATOM_TYPE)
-        _link(feed, "alternate", f"{base}/", "text/html")
-        _text(feed, "generator", "broadcaster")
-        return feed
-
-    @staticmethod
-    def _entry(
-        feed: etree._Element, stored: StoredAlert, info: Info | None, *, title: str, at: datetime
-    ) -> etree._Element:
-        entry = _text(feed, "entry", None)
-        if info is not None:
-            entry.set(_XML_LANG, info.language)
-        _text(entry, "id", entry_id(stored.id))
-        _text(entry, "title", title).set("type", "text")
-        _text(entry, "updated", atom_time(at))
-        _text(entry, "published", atom_time(at))
-        author = _text(entry, "author", None)
-        _text(author, "name", (info.sender_name if info else None) or stored.alert.sender)
-        return entry
+        return feed_root(
+            feed_id=self.feed_id(path),
+            self_url=f"{base}{path}",
+            home_url=f"{base}/",
+            title=title,
+            subtitle=subtitle,
+            # An empty feed was last changed when it was rendered (it is cached per version).
+            updated=updated or self._now(),
+            author=self._sender,
+            cap_prefix=cap_prefix,
+        )
 
 
 FEEDS = web.AppKey("feeds", Feeds)
@@ -368,49 +341,6 @@ def not_modified(request: web.Request, rendered: Rendered) -> bool:
     return rendered.last_modified.replace(microsecond=0) <= since
 
 
-def entry_id(alert_id: str) -> str:
-    """A permanent IRI for the alert: `urn:uuid:` of its id (ids are UUIDs), else a UUID
-    named by it."""
-    try:
-        return uuid.UUID(hex=alert_id).urn
-    except ValueError:
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"broadcaster:alert:{alert_id}").urn
-
-
-def entry_title(alert: Alert, replaced: Alert | None) -> str:
-    """`[EXERCISE] Update: Severe: <headline>`: a status marker for anything not Actual, the
-    message type for Update/Cancel, the severity (unless Unknown), the headline (or event).
-    A Cancel without info blocks is titled after the alert it cancels, when known."""
-    marker = _STATUS_MARKERS.get(alert.status, "")
-    prefix = _MSG_TYPE_PREFIXES.get(alert.msg_type, "")
-    info = _info(alert, replaced)
-    if info is None:
-        return f"{marker}{prefix}alert {alert.identifier} from {alert.sender}"
-    subject = _clean(info.headline) or _clean(info.event)
-    if info.severity is not Severity.UNKNOWN:
-        subject = f"{info.severity.value}: {subject}"
-    return marker + prefix + subject
-
-
-def summary_text(alert: Alert, info: Info | None) -> str:
-    """What to know and what to do: description, then instruction; the note, or a plain
-    statement, for a Cancel with nothing else to say."""
-    parts: list[str] = []
-    if info is not None:
-        parts.append(_clean(info.description) or _clean(info.headline))
-        instruction = _clean(info.instruction)
-        if instruction:
-            parts.append(f"What to do: {instruction}")
-    if alert.msg_type is MsgType.CANCEL and not any(parts):
-        parts.append(_clean(alert.note) or "This alert has been cancelled.")
-    return "\n\n".join(p for p in parts if p) or _clean(alert.note)
-
-
-def atom_time(value: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, as Atom dates are."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _stale(rendered: Rendered, now: datetime) -> bool:
     return rendered.valid_until is not None and now >= rendered.valid_until
 
@@ -441,98 +371,3 @@ def _replaced(alert: Alert, by_reference: dict[tuple[str, str, str], Alert]) -> 
         if found is not None:
             return found
     return None
-
-
-def _info(alert: Alert, replaced: Alert | None) -> Info | None:
-    info = pick_info(alert, None)
-    if info is None and replaced is not None:
-        return pick_info(replaced, None)
-    return info
-
-
-def _clean(text: str | None) -> str:
-    return text.strip().translate(_NOT_XML) if text else ""
-
-
-def _excerpt(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
-
-
-def _text(parent: etree._Element, name: str, text: str | None) -> etree._Element:
-    """An Atom child element; its text set through lxml (escaped), never concatenated."""
-    child = etree.SubElement(parent, f"{{{ATOM_NS}}}{name}")
-    if text is not None:
-        child.text = text.translate(_NOT_XML)
-    return child
-
-
-def _link(parent: etree._Element, rel: str, href: str, media_type: str) -> None:
-    link = etree.SubElement(parent, f"{{{ATOM_NS}}}link")
-    link.set("rel", rel)
-    link.set("type", media_type)
-    link.set("href", href.translate(_NOT_XML))
-
-
-def _category(parent: etree._Element, term: str) -> None:
-    category = etree.SubElement(parent, f"{{{ATOM_NS}}}category")
-    category.set("term", term)
-    category.set("scheme", CAP12_NS)
-
-
-def _cap(parent: etree._Element, name: str, text: str | None) -> None:
-    if text:
-        etree.SubElement(parent, f"{{{CAP12_NS}}}{name}").text = text.translate(_NOT_XML)
-
-
-def _number(value: float) -> str:
-    return format(Decimal(repr(value)), "f")
-
-
-def _cap_fields(entry: etree._Element, alert: Alert, info: Info | None) -> None:
-    """The CAP fields pollers filter on, in the CAP 1.2 namespace (NWS index layout)."""
-    _cap(entry, "identifier", alert.identifier)
-    _cap(entry, "sender", alert.sender)
-    _cap(entry, "sent", format_cap_time(alert.sent))
-    _cap(entry, "status", alert.status.value)
-    _cap(entry, "msgType", alert.msg_type.value)
-    _cap(entry, "scope", alert.scope.value)
-    _cap(entry, "references", " ".join(alert.references))
-    if info is None:
-        return
-    _cap(entry, "event", info.event)
-    for category in info.categories:
-        _cap(entry, "category", category.value)
-    _cap(entry, "urgency", info.urgency.value)
-    _cap(entry, "severity", info.severity.value)
-    _cap(entry, "certainty", info.certainty.value)
-    _cap(entry, "effective", format_cap_time(info.effective or alert.sent))
-    if info.onset is not None:
-        _cap(entry, "onset", format_cap_time(info.onset))
-    if info.expires is not None:
-        _cap(entry, "expires", format_cap_time(info.expires))
-    _cap(entry, "senderName", info.sender_name)
-    _cap(entry, "headline", info.headline)
-    _cap(entry, "areaDesc", "; ".join(a.description for a in info.areas))
-    for area in info.areas:
-        for polygon in area.polygons:
-            points = (f"{_number(p.lat)},{_number(p.lon)}" for p in polygon.points)
-            _cap(entry, "polygon", " ".join(points))
-        for circle in area.circles:
-            centre = f"{_number(circle.lat)},{_number(circle.lon)}"
-            _cap(entry, "circle", f"{centre} {_number(circle.radius_km)}")
-    geocodes = [g for area in info.areas for g in area.geocodes]
-    if geocodes:
-        holder = etree.SubElement(entry, f"{{{CAP12_NS}}}geocode")
-        for geocode in geocodes:
-            _cap(holder, "valueName", geocode.value_name)
-            etree.SubElement(holder, f"{{{CAP12_NS}}}value").text = geocode.value.translate(
-                _NOT_XML
-            )
-
-
-def _serialise(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -14,122 +14,48 @@ Contract:
   expiry it shows, in a bounded LRU, with an ETag (version + digest); If-None-Match gives 304.
   Every page is `Cache-Control: no-cache`: browsers revalidate, cheaply.
 - Nothing inline: no script or style attributes or elements, so a strict CSP can follow.
+
+What a page shows of an alert (cards, history entries, URLs) is built in `alert_cards.py`;
+the templates are loaded through `templating.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 
+from adapters.http.alert_cards import (
+    HistoryEntry,
+    alert_url,
+    card,
+    history_headline,
+    index_url,
+    language_of,
+    language_param,
+    safe_web_link,
+)
 from adapters.http.outline import Outline, area_outline
 from adapters.http.stream import StreamHub
-from alerts.models import Info, MsgType, Status, reference_parts
-from alerts.render import STATUS_MARKERS, pick_info
+from adapters.http.templating import HTML_TYPE, html_templates
+
+# Re-exported: both lived here before templating.py, and are imported from here.
+from adapters.http.templating import When as When
+from adapters.http.templating import when as when
+from alerts.models import MsgType, Status
 from broadcaster.ports import StoredAlert
 from broadcaster.publication import Publication
 from broadcaster.service import Service
 
 HERE = Path(__file__).parent
-TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 CACHE_SIZE = 256
-_LANGUAGE_TAG = re.compile(r"^[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*$")
-# Names of languages in themselves, for the language switch; other tags show as themselves.
-LANGUAGE_NAMES = {
-    "ar": "العربية",
-    "bn": "বাংলা",
-    "cy": "Cymraeg",
-    "de": "Deutsch",
-    "en": "English",
-    "es": "Español",
-    "fr": "Français",
-    "ga": "Gaeilge",
-    "gd": "Gàidhlig",
-    "it": "Italiano",
-    "nl": "Nederlands",
-    "pa": "ਪੰਜਾਬੀ",
-    "pl": "Polski",
-    "pt": "Português",
-    "ro": "Română",
-    "ru": "Русский",
-    "sv": "Svenska",
-    "uk": "Українська",
-    "ur": "اردو",
-    "zh": "中文",
-}
-_HTML = "text/html; charset=utf-8"
-
-
-@dataclass(frozen=True, slots=True)
-class When:
-    """A time as the page shows it: ISO 8601 in UTC for `<time datetime>`, and words."""
-
-    iso: str
-    text: str
-
-
-def when(value: datetime | None) -> When | None:
-    if value is None:
-        return None
-    utc = value.astimezone(UTC)
-    return When(
-        iso=utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        text=f"{utc:%a} {utc.day} {utc:%b %Y}, {utc:%H:%M} UTC",
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class LanguageLink:
-    tag: str
-    name: str
-    url: str
-    current: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    """One alert as a page shows it, in the reader's language where it has one."""
-
-    id: str
-    url: str
-    cap_url: str
-    status: str
-    marker: str | None
-    msg_type: str
-    severity: str
-    severity_class: str
-    urgency: str
-    certainty: str
-    info: Info | None
-    language: str
-    languages: tuple[LanguageLink, ...]
-    areas: tuple[str, ...]
-    issued: When | None
-    updated: When | None
-    expires: When | None
-    expired: bool
-    note: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    id: str
-    url: str
-    msg_type: str
-    sent: When | None
-    headline: str
-    language: str
-    current: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,73 +93,6 @@ class PageCache:
         return len(self._entries)
 
 
-def _language(raw: str | None) -> str | None:
-    if raw and len(raw) <= 35 and _LANGUAGE_TAG.match(raw):
-        return raw
-    return None
-
-
-def language_name(tag: str) -> str:
-    return LANGUAGE_NAMES.get(tag.split("-", 1)[0].lower(), tag)
-
-
-def index_url(lang: str | None = None, exercises: bool = False, fragment: str | None = None) -> str:
-    params = {"lang": lang, "exercises": "1" if exercises else None, "fragment": fragment}
-    query = urlencode({k: v for k, v in params.items() if v})
-    return f"/?{query}" if query else "/"
-
-
-def alert_url(alert_id: str, lang: str | None = None, fragment: str | None = None) -> str:
-    query = urlencode({k: v for k, v in {"lang": lang, "fragment": fragment}.items() if v})
-    return f"/alerts/{alert_id}?{query}" if query else f"/alerts/{alert_id}"
-
-
-def _first_sent(stored: StoredAlert) -> datetime:
-    """When the incident was first alerted: the earliest `sent` this alert refers to (an
-    Update's references carry it), else its own."""
-    earliest = stored.alert.sent
-    for reference in stored.alert.references:
-        try:
-            sent = datetime.fromisoformat(reference_parts(reference)[2])
-        except ValueError:
-            continue
-        if sent.tzinfo is not None and sent < earliest:
-            earliest = sent
-    return earliest
-
-
-def card(stored: StoredAlert, lang: str | None, link: Callable[[str], str], now: datetime) -> Card:
-    alert = stored.alert
-    info = pick_info(alert, lang)
-    languages = tuple(
-        LanguageLink(i.language, language_name(i.language), link(i.language), i is info)
-        for i in alert.infos
-    )
-    updating = alert.msg_type is MsgType.UPDATE
-    expires = info.expires if info else alert.expires
-    return Card(
-        id=stored.id,
-        url=alert_url(stored.id, lang),
-        cap_url=f"/alerts/{stored.id}.cap",
-        status=alert.status.value,
-        marker=STATUS_MARKERS.get(alert.status),
-        msg_type=alert.msg_type.value,
-        severity=(info.severity if info else alert.severity).value,
-        severity_class=(info.severity if info else alert.severity).value.lower(),
-        urgency=(info.urgency if info else alert.urgency).value,
-        certainty=info.certainty.value if info else "Unknown",
-        info=info,
-        language=info.language if info else "en",
-        languages=languages if len(languages) > 1 else (),
-        areas=tuple(a.description for a in info.areas) if info else (),
-        issued=when(_first_sent(stored) if updating else alert.sent),
-        updated=when(alert.sent) if updating else None,
-        expires=when(expires),
-        expired=expires is not None and expires <= now,
-        note=alert.note,
-    )
-
-
 def _etag(version: int, body: bytes) -> str:
     return f'"v{version}-{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
 
@@ -244,31 +103,13 @@ def _etag_matches(header: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-def _safe_web(url: str | None) -> str | None:
-    """A sender's link, only when it is http(s): a `javascript:` link must never be clickable."""
-    if url and url.strip().lower().startswith(("https://", "http://")):
-        return url.strip()
-    return None
-
-
 class PublicWeb:
     """The public pages of one app: templates, the page cache and the event stream."""
 
     def __init__(self, service: Service) -> None:
         self.publication: Publication = service.publication
         self.cache = PageCache()
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES),
-            autoescape=True,
-            auto_reload=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined,
-        )
-        self._templates = {
-            name: env.get_template(f"{name}.html")
-            for name in ("index", "_list", "alert", "_history", "not_found")
-        }
+        self._templates = html_templates("index", "_list", "alert", "_history", "not_found")
         self.hub = StreamHub(
             service.publication,
             base_url=service.settings.http.base_url,
@@ -286,12 +127,12 @@ class PublicWeb:
         match = request.headers.get("If-None-Match")
         if match and page.status == 200 and _etag_matches(match, page.etag):
             return web.Response(status=304, headers=headers)
-        headers["Content-Type"] = _HTML
+        headers["Content-Type"] = HTML_TYPE
         return web.Response(body=page.body, status=page.status, headers=headers)
 
     async def index(self, request: web.Request) -> web.Response:
         query = request.query
-        lang = _language(query.get("lang"))
+        lang = language_param(query.get("lang"))
         exercises = query.get("exercises") == "1"
         fragment = query.get("fragment") == "list"
         now = datetime.now(UTC)
@@ -316,7 +157,7 @@ class PublicWeb:
 
     async def alert(self, request: web.Request) -> web.Response:
         alert_id = request.match_info["id"]
-        lang = _language(request.query.get("lang"))
+        lang = language_param(request.query.get("lang"))
         fragment = request.query.get("fragment") == "history"
         now = datetime.now(UTC)
         version = self.publication.version
@@ -358,8 +199,8 @@ class PublicWeb:
                 url=alert_url(a.id, lang),
                 msg_type=a.alert.msg_type.value,
                 sent=when(a.alert.sent),
-                headline=_headline(a, lang),
-                language=_language_of(a, lang),
+                headline=history_headline(a, lang),
+                language=language_of(a, lang),
                 current=a.id == stored.id,
             )
             for a in chain
@@ -379,7 +220,7 @@ class PublicWeb:
             issued=when(chain[0].alert.sent),
             onset=when(info.onset) if info else None,
             outline=outline,
-            web_url=_safe_web(info.web) if info else None,
+            web_url=safe_web_link(info.web) if info else None,
             live_url=alert_url(stored.id, lang, "history"),
             exercise=stored.alert.status in (Status.EXERCISE, Status.TEST),
         )
@@ -387,23 +228,11 @@ class PublicWeb:
     def not_found(self) -> web.Response:
         body = self._templates["not_found"].render().encode()
         return web.Response(
-            body=body, status=404, headers={"Content-Type": _HTML, "Cache-Control": "no-cache"}
+            body=body, status=404, headers={"Content-Type": HTML_TYPE, "Cache-Control": "no-cache"}
         )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         return await self.hub.serve(request)
-
-
-def _language_of(stored: StoredAlert, lang: str | None) -> str:
-    info = pick_info(stored.alert, lang)
-    return info.language if info else "en"
-
-
-def _headline(stored: StoredAlert, lang: str | None) -> str:
-    info = pick_info(stored.alert, lang)
-    if info is None:
-        return stored.alert.note or f"{stored.alert.msg_type.value} {stored.alert.identifier}"
-    return info.headline or info.event
 
 
 PUBLIC_WEB = web.AppKey("public_web", PublicWeb)

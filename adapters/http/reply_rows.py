@@ -1,0 +1,141 @@
+"""A reply as the responders' dashboard shows it: a `Row` with its text cut into segments
+that mark the entities triage found, those entities grouped by kind, and words for its
+source.
+
+Contract:
+- Pure functions of the stored reply (and its cluster count): no I/O, nothing cached.
+- `highlight` returns segments whose texts, joined, are exactly the reply's text. Only the
+  kinds in `HIGHLIGHTED` are marked, each value at its first case-insensitive occurrence; of
+  marks starting at the same place the longest wins, and a mark overlapping an earlier one
+  is dropped.
+- A media URL is kept only when it is http(s), so the page never links anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.http.templating import When, when
+from broadcaster.ports import ReplySource, StoredReply
+
+HIGHLIGHTED = ("plates", "vehicles", "persons", "places", "times", "weapons", "links", "media")
+KIND_NAMES = {
+    "plates": "Plates",
+    "vehicles": "Vehicles",
+    "persons": "Persons",
+    "places": "Places",
+    "times": "Times",
+    "weapons": "Weapons",
+    "links": "Links",
+    "media": "Media",
+    "coordinates": "Coordinates",
+}
+SOURCE_NAMES = {"x": "X", "sms": "SMS", "web": "Web tip", "mqtt": "MQTT"}
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    text: str
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntityGroup:
+    kind: str
+    name: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One reply as the dashboard shows it."""
+
+    id: int
+    source: str
+    source_name: str
+    sender: str | None
+    segments: tuple[Segment, ...]
+    received: When | None
+    alert_id: str | None
+    categories: tuple[str, ...]
+    score: str | None
+    entities: tuple[EntityGroup, ...]
+    cluster_count: int
+    state: str
+    state_by: str | None
+    state_at: When | None
+    location: str | None
+    media_url: str | None
+    answerable: bool
+
+
+def entity_groups(entities: object) -> tuple[EntityGroup, ...]:
+    """The non-empty entity kinds of a reply, as text."""
+    if not isinstance(entities, dict):
+        return ()
+    groups = []
+    for kind, values in entities.items():
+        if not isinstance(values, list) or not values:
+            continue
+        shown = tuple(
+            ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            for value in values
+        )
+        groups.append(EntityGroup(str(kind), KIND_NAMES.get(str(kind), str(kind).title()), shown))
+    return tuple(groups)
+
+
+def highlight(text: str, entities: object) -> tuple[Segment, ...]:
+    """`text` cut into plain and entity segments (first occurrence of each entity, longest
+    first where they overlap, case-insensitive)."""
+    spans: list[tuple[int, int, str]] = []
+    if isinstance(entities, dict):
+        lowered = text.lower()
+        for kind in HIGHLIGHTED:
+            for value in entities.get(kind) or ():
+                if not isinstance(value, str) or not value.strip():
+                    continue
+                start = lowered.find(value.lower())
+                if start >= 0:
+                    spans.append((start, start + len(value), kind))
+    spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    segments: list[Segment] = []
+    position = 0
+    for start, end, kind in spans:
+        if start < position:
+            continue  # overlaps one already marked
+        if start > position:
+            segments.append(Segment(text[position:start]))
+        segments.append(Segment(text[start:end], kind))
+        position = end
+    if position < len(text):
+        segments.append(Segment(text[position:]))
+    return tuple(segments)
+
+
+def row(reply: StoredReply, cluster_count: int) -> Row:
+    location = None
+    if reply.lat is not None and reply.lon is not None:
+        location = f"{reply.lat:.5f}, {reply.lon:.5f}"
+    media = reply.media_url
+    if media and not media.lower().startswith(("https://", "http://")):
+        media = None
+    return Row(
+        id=reply.id,
+        source=reply.source.value,
+        source_name=SOURCE_NAMES.get(reply.source.value, reply.source.value),
+        sender=reply.sender,
+        segments=highlight(reply.text, reply.entities),
+        received=when(reply.received_at),
+        alert_id=reply.alert_id,
+        categories=reply.categories,
+        score=None if reply.score is None else f"{reply.score:.2f}",
+        entities=entity_groups(reply.entities),
+        cluster_count=cluster_count,
+        state=reply.state.value,
+        state_by=reply.state_by,
+        state_at=when(reply.state_at),
+        location=location,
+        media_url=media,
+        answerable=reply.source in (ReplySource.SMS, ReplySource.X) and bool(reply.sender),
+    )
