@@ -32,6 +32,9 @@ MediaContentType<i> per media URL), signed in `X-Twilio-Signature` with the auth
 returns the status and body of the answer (TwiML); each is appended to `inbound`.
 
 Same seed, same requests in the same order -> same sids and same decisions.
+
+The wire format and the decisions (validation, segments, rate window) are pure functions in
+`twilio_messages`, re-exported here; this module holds the server, its state and clocks.
 """
 
 from __future__ import annotations
@@ -39,15 +42,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import math
 import random
-import re
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any
 
 import aiohttp
@@ -55,73 +54,23 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from adapters.simulators.loopback import LoopbackServer
-
-API_VERSION = "2010-04-01"
-DEFAULT_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-DEFAULT_AUTH_TOKEN = "simulated-auth-token"  # noqa: S105 - a loopback stand-in, not a secret
-MAX_BODY_CHARS = 1600
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
-COUNTERS = ("accepted", "rejected", "rate_limited", "failed_5xx", "unauthorized")
-
-# GSM 03.38 default alphabet (one septet each) and its extension table (escape + one septet).
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+from adapters.simulators.twilio_messages import (
+    API_VERSION,
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    Callback,
+    Inbound,
+    SenderWindow,
+    advance,
+    error_body,
+    inbound_form,
+    message_resource,
+    segments,
+    send_refusal,
+    status_callback_form,
 )
-GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 
-
-def segments(body: str) -> int:
-    """SMS segments for `body`: GSM-7 160 (153 when split), else UCS-2 70 (67 when split)."""
-    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in body):
-        units = sum(2 if char in GSM7_EXTENSION else 1 for char in body)
-        single, multi = 160, 153
-    else:
-        units = len(body.encode("utf-16-le")) // 2  # UTF-16 code units: an emoji is two
-        single, multi = 70, 67
-    if units <= single:
-        return 1
-    return math.ceil(units / multi)
-
-
-def error_body(code: int, message: str, status: int) -> dict[str, Any]:
-    """Twilio's error JSON, as the REST API answers it."""
-    return {
-        "code": code,
-        "message": message,
-        "more_info": f"https://www.twilio.com/docs/errors/{code}",
-        "status": status,
-    }
-
-
-def _rfc2822(moment: datetime) -> str:
-    return format_datetime(moment)  # "Thu, 24 Aug 2023 05:01:45 +0000" for an aware UTC time
-
-
-@dataclass(slots=True)
-class Callback:
-    """One status callback attempt."""
-
-    url: str
-    params: dict[str, str]
-    signature: str
-    status: int | None  # the receiver's HTTP status, None when it could not be reached
-    at: float  # time.monotonic() when it was sent
-
-
-@dataclass(slots=True)
-class Inbound:
-    """One inbound message posted to a webhook, and what the webhook answered."""
-
-    url: str
-    params: dict[str, str]
-    status: int
-    answer: str
-
-
-@dataclass(slots=True)
-class _Sender:
-    window: deque[tuple[float, int]] = field(default_factory=deque)
+COUNTERS = ("accepted", "rejected", "rate_limited", "failed_5xx", "unauthorized")
 
 
 class TwilioSimulator(LoopbackServer):
@@ -155,7 +104,7 @@ class TwilioSimulator(LoopbackServer):
         self._random = random.Random(seed)  # noqa: S311 - simulated faults, not secrets
         self._sids = random.Random(f"sids-{seed}")  # noqa: S311 - reproducible ids
         self._forced: deque[int] = deque()
-        self._senders: dict[str, _Sender] = {}
+        self._senders: dict[str, SenderWindow] = {}
         self._resources: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.messages: list[dict[str, Any]] = []
@@ -208,23 +157,14 @@ class TwilioSimulator(LoopbackServer):
         """POST an incoming message to `to_url` as Twilio does; returns (status, answer).
         `signature` replaces the correct one (to test a forgery)."""
         sid = f"SM{self._sids.getrandbits(128):032x}"
-        media = list(media_urls)
-        params = {
-            "AccountSid": self.account_sid,
-            "ApiVersion": API_VERSION,
-            "Body": body,
-            "From": from_,
-            "MessageSid": sid,
-            "NumMedia": str(len(media)),
-            "NumSegments": str(segments(body)),
-            "SmsMessageSid": sid,
-            "SmsSid": sid,
-            "SmsStatus": "received",
-            "To": to,
-        }
-        for index, url in enumerate(media):
-            params[f"MediaUrl{index}"] = url
-            params[f"MediaContentType{index}"] = "image/jpeg"
+        params = inbound_form(
+            account_sid=self.account_sid,
+            sid=sid,
+            from_=from_,
+            to=to,
+            body=body,
+            media=list(media_urls),
+        )
         if signature is None:
             signature = self.validator.compute_signature(to_url, params)
         assert self._session is not None, "start the simulator first"
@@ -293,21 +233,12 @@ class TwilioSimulator(LoopbackServer):
         service = str(form.get("MessagingServiceSid", "")).strip() or None
         body = str(form.get("Body", ""))
         callback_url = str(form.get("StatusCallback", "")).strip() or None
-        if not to:
-            return self._error(21604, "A 'To' phone number is required.", 400)
-        if not E164.match(to):
-            return self._error(21211, f"Invalid 'To' Phone Number: {to}", 400)
-        if sender is None and service is None:
-            return self._error(21603, "A 'From' phone number is required.", 400)
-        if not body:
-            return self._error(21602, "Message body is required.", 400)
-        if len(body) > MAX_BODY_CHARS:
-            message = "The concatenated message body exceeds the 1600 character limit."
-            return self._error(21617, message, 400)
-        if to in self.opted_out:
-            return self._error(21610, "Attempt to send to unsubscribed recipient", 400)
-        if to in self.not_mobile:
-            return self._error(21614, f"'To' number {to} is not a valid mobile number", 400)
+        refusal = send_refusal(
+            to, sender, service, body, opted_out=self.opted_out, not_mobile=self.not_mobile
+        )
+        if refusal is not None:
+            code, message = refusal
+            return self._error(code, message, 400)
         parts = segments(body)
         now = time.monotonic()
         if not self._admit(sender or str(service), parts, now):
@@ -349,75 +280,32 @@ class TwilioSimulator(LoopbackServer):
         """Take `parts` segments from the sender's rolling second, if they fit."""
         if self.mps is None:
             return True
-        window = self._senders.setdefault(sender, _Sender()).window
-        while window and window[0][0] <= now - 1.0:
-            window.popleft()
-        used = sum(taken for _, taken in window)
-        if window and used + parts > self.mps:
-            return False
-        window.append((now, parts))
-        return True
+        return self._senders.setdefault(sender, SenderWindow()).admit(parts, now, self.mps)
 
     def _new_resource(
         self, to: str, sender: str | None, service: str | None, body: str, parts: int
     ) -> dict[str, Any]:
-        sid = f"SM{self._sids.getrandbits(128):032x}"
-        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
-        stamp = _rfc2822(datetime.now(UTC))
-        return {
-            "account_sid": self.account_sid,
-            "api_version": API_VERSION,
-            "body": body,
-            "date_created": stamp,
-            "date_sent": None,
-            "date_updated": stamp,
-            "direction": "outbound-api",
-            "error_code": None,
-            "error_message": None,
-            "from": sender,
-            "messaging_service_sid": service,
-            "num_media": "0",
-            "num_segments": str(parts),
-            "price": None,
-            "price_unit": "USD",
-            "sid": sid,
-            "status": "queued" if sender is not None else "accepted",
-            "subresource_uris": {"media": f"{uri}/Media.json"},
-            "to": to,
-            "uri": f"{uri}.json",
-        }
+        return message_resource(
+            account_sid=self.account_sid,
+            sid=f"SM{self._sids.getrandbits(128):032x}",
+            to=to,
+            sender=sender,
+            service=service,
+            body=body,
+            parts=parts,
+            now=datetime.now(UTC),
+        )
 
     async def _progress(self, resource: dict[str, Any], callback_url: str | None) -> None:
         failed = resource["to"] in self.undeliverable
         for status in ("sent", "undelivered" if failed else "delivered"):
             await asyncio.sleep(self.callback_delay)
-            stamp = _rfc2822(datetime.now(UTC))
-            resource["status"] = status
-            resource["date_updated"] = stamp
-            if status == "sent":
-                resource["date_sent"] = stamp
-            if status == "undelivered":
-                resource["error_code"] = 30003
-                resource["error_message"] = "Unreachable destination handset"
+            advance(resource, status, datetime.now(UTC))
             if callback_url is not None:
                 await self._callback(callback_url, resource)
 
     async def _callback(self, url: str, resource: dict[str, Any]) -> None:
-        params = {
-            "AccountSid": resource["account_sid"],
-            "ApiVersion": API_VERSION,
-            "MessageSid": resource["sid"],
-            "MessageStatus": resource["status"],
-            "SmsSid": resource["sid"],
-            "SmsStatus": resource["status"],
-            "To": resource["to"],
-        }
-        if resource["from"] is not None:
-            params["From"] = resource["from"]
-        if resource["messaging_service_sid"] is not None:
-            params["MessagingServiceSid"] = resource["messaging_service_sid"]
-        if resource["error_code"] is not None:
-            params["ErrorCode"] = str(resource["error_code"])
+        params = status_callback_form(resource)
         signature = self.validator.compute_signature(url, params)
         status: int | None = None
         assert self._session is not None

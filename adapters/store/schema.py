@@ -6,6 +6,8 @@ Contract:
 - Each step carries the same change for SQLite and PostgreSQL. A runner applies only the
   steps whose version is missing from `schema_migrations`, one transaction per step, and
   records the step in that same transaction, so a crash leaves each step all-or-nothing.
+- The longer steps' DDL lives in `schema_v1_v3` and `schema_v6_v11` (both spellings of a step
+  side by side); only this module orders the steps.
 - SQLite keeps times as ISO-8601 text in UTC (`utc_text`), which sorts like the instant;
   PostgreSQL keeps them as timestamptz. JSON columns hold text in both, except that
   PostgreSQL uses jsonb where nobody hashes the exact bytes.
@@ -22,6 +24,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.store.schema_v1_v3 import (
+    V1_POSTGRES,
+    V1_SQLITE,
+    V2_POSTGRES,
+    V2_SQLITE,
+    V3_POSTGRES,
+    V3_SQLITE,
+)
+from adapters.store.schema_v6_v11 import (
+    V6_POSTGRES,
+    V6_SQLITE,
+    V8_POSTGRES,
+    V8_SQLITE,
+    V9_POSTGRES,
+    V9_SQLITE,
+    V10_POSTGRES,
+    V10_SQLITE,
+    V11_POSTGRES,
+    V11_SQLITE,
+)
 from alerts.models import Alert, MsgType, format_cap_time, reference_parts
 from broadcaster.ports import (
     REACHED_STATES,
@@ -44,416 +66,15 @@ class Migration:
     postgres_sql: str
 
 
-_V1_SQLITE = """
-CREATE TABLE alerts (
-    -- AUTOINCREMENT (not plain rowid) so a seq is never reused, even after deletes:
-    -- paging and the group-commit writer rely on seq only growing.
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    identifier TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    sent TEXT NOT NULL,
-    -- CAP's own spelling of sent (offset kept): CAP references name an alert by
-    -- sender,identifier,sent as text, so uniqueness is on the text.
-    sent_text TEXT NOT NULL,
-    status TEXT NOT NULL,
-    msg_type TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    urgency TEXT NOT NULL,
-    expires TEXT,
-    state TEXT NOT NULL,
-    source TEXT NOT NULL,
-    channels TEXT NOT NULL DEFAULT '[]',
-    created_by TEXT,
-    idempotency_key TEXT UNIQUE,
-    body_hash TEXT NOT NULL,
-    alert_json TEXT NOT NULL,
-    cap_xml TEXT,
-    received_at TEXT NOT NULL,
-    UNIQUE (sender, identifier, sent_text)
-);
-CREATE TABLE api_tokens (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    expires_at TEXT,
-    revoked_at TEXT
-);
-"""
-
-_V1_POSTGRES = """
-CREATE TABLE alerts (
-    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    identifier text NOT NULL,
-    sender text NOT NULL,
-    sent timestamptz NOT NULL,
-    sent_text text NOT NULL,
-    status text NOT NULL,
-    msg_type text NOT NULL,
-    severity text NOT NULL,
-    urgency text NOT NULL,
-    expires timestamptz,
-    state text NOT NULL,
-    source text NOT NULL,
-    channels jsonb NOT NULL DEFAULT '[]',
-    created_by text,
-    idempotency_key text UNIQUE,
-    body_hash text NOT NULL,
-    -- text, not jsonb: keeps the exact bytes and skips a parse on the hot insert path.
-    alert_json text NOT NULL,
-    cap_xml text,
-    received_at timestamptz NOT NULL,
-    UNIQUE (sender, identifier, sent_text)
-);
-CREATE TABLE api_tokens (
-    id text PRIMARY KEY,
-    name text NOT NULL,
-    role text NOT NULL,
-    token_hash text NOT NULL UNIQUE,
-    created_at timestamptz NOT NULL,
-    expires_at timestamptz,
-    revoked_at timestamptz
-);
-"""
-
-# Priority: lower is more urgent (as SEVERITY_RANK), so the claim index serves
-# "ORDER BY priority, next_attempt_at" for state = 'pending' directly.
-_V2_SQLITE = """
-CREATE TABLE deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert_id TEXT NOT NULL REFERENCES alerts (id),
-    channel TEXT NOT NULL,
-    recipient TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    priority INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT NOT NULL,
-    lease_until TEXT,
-    last_error TEXT,
-    provider_ref TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    UNIQUE (alert_id, channel, recipient)
-);
-CREATE INDEX deliveries_claim ON deliveries (state, priority, next_attempt_at);
-CREATE INDEX deliveries_provider_ref ON deliveries (provider_ref)
-    WHERE provider_ref IS NOT NULL;
-CREATE TABLE subscribers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    phone TEXT NOT NULL UNIQUE,
-    lat REAL,
-    lon REAL,
-    area_code TEXT,
-    language TEXT NOT NULL DEFAULT 'en-US',
-    groups TEXT NOT NULL DEFAULT '[]',
-    opted_out_at TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX subscribers_area_code ON subscribers (area_code);
-CREATE TABLE replies (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    alert_id TEXT REFERENCES alerts (id),
-    sender TEXT,
-    text TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    category TEXT,
-    score REAL,
-    UNIQUE (source, external_id)
-);
-CREATE INDEX replies_alert_id ON replies (alert_id, received_at);
-CREATE TABLE audit_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT '{}',
-    prev_hash TEXT,
-    hash TEXT NOT NULL UNIQUE
-);
-CREATE TABLE cursors (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-"""
-
-_V2_POSTGRES = """
-CREATE TABLE deliveries (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    alert_id text NOT NULL REFERENCES alerts (id),
-    channel text NOT NULL,
-    recipient text NOT NULL,
-    state text NOT NULL DEFAULT 'pending',
-    priority integer NOT NULL DEFAULT 0,
-    attempts integer NOT NULL DEFAULT 0,
-    next_attempt_at timestamptz NOT NULL,
-    lease_until timestamptz,
-    last_error text,
-    provider_ref text,
-    created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL,
-    UNIQUE (alert_id, channel, recipient)
-);
-CREATE INDEX deliveries_claim ON deliveries (state, priority, next_attempt_at);
-CREATE INDEX deliveries_provider_ref ON deliveries (provider_ref)
-    WHERE provider_ref IS NOT NULL;
-CREATE TABLE subscribers (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    phone text NOT NULL UNIQUE,
-    lat double precision,
-    lon double precision,
-    area_code text,
-    language text NOT NULL DEFAULT 'en-US',
-    groups jsonb NOT NULL DEFAULT '[]',
-    opted_out_at timestamptz,
-    created_at timestamptz NOT NULL
-);
-CREATE INDEX subscribers_area_code ON subscribers (area_code);
-CREATE TABLE replies (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    source text NOT NULL,
-    external_id text NOT NULL,
-    alert_id text REFERENCES alerts (id),
-    sender text,
-    text text NOT NULL,
-    received_at timestamptz NOT NULL,
-    category text,
-    score double precision,
-    UNIQUE (source, external_id)
-);
-CREATE INDEX replies_alert_id ON replies (alert_id, received_at);
-CREATE TABLE audit_log (
-    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    at timestamptz NOT NULL,
-    actor text NOT NULL,
-    action text NOT NULL,
-    -- text, not jsonb: the hash chain covers these exact bytes; jsonb would reorder keys.
-    detail text NOT NULL DEFAULT '{}',
-    prev_hash text,
-    hash text NOT NULL UNIQUE
-);
-CREATE TABLE cursors (
-    name text PRIMARY KEY,
-    value text NOT NULL,
-    updated_at timestamptz NOT NULL
-);
-"""
-
-# v3: the delivery engine. `expires_at` copies the alert's expiry so claims and the expirer
-# never join alerts; the claim index is per channel (each channel claims on its own) and
-# partial on pending, in claim order (priority, then id = FIFO).
-_V3_COMMON = """
-ALTER TABLE deliveries ADD COLUMN expires_at {time};
-DROP INDEX deliveries_claim;
-CREATE INDEX deliveries_due ON deliveries (channel, priority, id) WHERE state = 'pending';
-CREATE INDEX deliveries_open ON deliveries (state, lease_until)
-    WHERE state IN ('pending', 'sending');
-CREATE INDEX deliveries_expiry ON deliveries (expires_at)
-    WHERE state = 'pending' AND expires_at IS NOT NULL;
-CREATE INDEX deliveries_alert_state ON deliveries (alert_id, state);
-"""
-_V3_SQLITE = _V3_COMMON.format(time="TEXT")
-_V3_POSTGRES = _V3_COMMON.format(time="timestamptz")
-
-# v6: alert events, the public record of what was published and when (SSE ids, feeds, page
-# caches). Written by triggers, so every path that makes an alert public (an insert in state
-# accepted, an approval later) records its event in the same transaction, with no extra
-# work on the intake path. Kinds: created (Alert), updated (Update), cancelled (Cancel).
-_V6_SQLITE = """
-CREATE TABLE alert_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE TRIGGER alerts_event_on_insert AFTER INSERT ON alerts WHEN NEW.state = 'accepted'
-BEGIN
-    INSERT INTO alert_events (alert_id, kind, at) VALUES (
-        NEW.id,
-        CASE NEW.msg_type WHEN 'Update' THEN 'updated' WHEN 'Cancel' THEN 'cancelled'
-            ELSE 'created' END,
-        NEW.received_at
-    );
-END;
-CREATE TRIGGER alerts_event_on_approval AFTER UPDATE OF state ON alerts
-    WHEN OLD.state = 'pending_approval' AND NEW.state = 'accepted'
-BEGIN
-    INSERT INTO alert_events (alert_id, kind, at) VALUES (
-        NEW.id,
-        CASE NEW.msg_type WHEN 'Update' THEN 'updated' WHEN 'Cancel' THEN 'cancelled'
-            ELSE 'created' END,
-        strftime('%Y-%m-%dT%H:%M:%f', 'now') || '+00:00'
-    );
-END;
-CREATE INDEX alerts_public ON alerts (seq) WHERE state = 'accepted' AND msg_type <> 'Cancel';
-"""
-_V6_POSTGRES = """
-CREATE TABLE alert_events (
-    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    alert_id text NOT NULL,
-    kind text NOT NULL,
-    at timestamptz NOT NULL
-);
-CREATE FUNCTION alerts_record_event() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.state = 'accepted' AND (TG_OP = 'INSERT' OR OLD.state = 'pending_approval') THEN
-        INSERT INTO alert_events (alert_id, kind, at) VALUES (
-            NEW.id,
-            CASE NEW.msg_type WHEN 'Update' THEN 'updated' WHEN 'Cancel' THEN 'cancelled'
-                ELSE 'created' END,
-            CASE TG_OP WHEN 'INSERT' THEN NEW.received_at ELSE now() END
-        );
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER alerts_event_on_insert AFTER INSERT ON alerts
-    FOR EACH ROW EXECUTE FUNCTION alerts_record_event();
-CREATE TRIGGER alerts_event_on_approval AFTER UPDATE OF state ON alerts
-    FOR EACH ROW EXECUTE FUNCTION alerts_record_event();
-CREATE INDEX alerts_public ON alerts (seq) WHERE state = 'accepted' AND msg_type <> 'Cancel';
-"""
-
-# v8: listening. Replies get their triage (categories and entities as JSON), position, media,
-# the post they answer, and a responder state (new -> acknowledged / escalated / dismissed,
-# by whom and when; `cluster_id` groups near-identical reports). `poll_votes` holds one vote
-# per voter per alert: the latest reply wins. `deliveries_sms_recipient` finds the last alert
-# texted to a number (what an SMS reply answers); partial, so other channels pay nothing.
-_V8_COMMON = """
-ALTER TABLE replies ADD COLUMN categories {json} NOT NULL DEFAULT '[]';
-ALTER TABLE replies ADD COLUMN entities {json} NOT NULL DEFAULT '{{}}';
-ALTER TABLE replies ADD COLUMN lat {real};
-ALTER TABLE replies ADD COLUMN lon {real};
-ALTER TABLE replies ADD COLUMN media_url {text};
-ALTER TABLE replies ADD COLUMN in_reply_to {text};
-ALTER TABLE replies ADD COLUMN state {text} NOT NULL DEFAULT 'new';
-ALTER TABLE replies ADD COLUMN state_by {text};
-ALTER TABLE replies ADD COLUMN state_at {time};
-ALTER TABLE replies ADD COLUMN cluster_id {bigint};
-CREATE INDEX replies_state ON replies (state, id);
-CREATE INDEX replies_received ON replies (received_at, id);
-CREATE INDEX deliveries_sms_recipient ON deliveries (recipient, id) WHERE channel = 'sms';
-CREATE TABLE poll_votes (
-    alert_id {text} NOT NULL REFERENCES alerts (id),
-    voter {text} NOT NULL,
-    option_key {text} NOT NULL,
-    reply_id {bigint},
-    voted_at {time} NOT NULL,
-    PRIMARY KEY (alert_id, voter)
-);
-"""
-_V8_SQLITE = _V8_COMMON.format(json="TEXT", real="REAL", text="TEXT", time="TEXT", bigint="INTEGER")
-_V8_POSTGRES = _V8_COMMON.format(
-    json="jsonb", real="double precision", text="text", time="timestamptz", bigint="bigint"
-)
-
-# v9: the responder feed. `reply_events` is what responders' streams follow (new replies and
-# changes of state or cluster), written by triggers in the transaction that made the change,
-# as alert_events are; AUTOINCREMENT so an id is never reused after a retention purge.
-# `replies_cluster` counts the reports of one cluster.
-_V9_SQLITE = """
-CREATE TABLE reply_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    reply_id INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE INDEX reply_events_reply ON reply_events (reply_id);
-CREATE TRIGGER replies_event_on_insert AFTER INSERT ON replies
-BEGIN
-    INSERT INTO reply_events (reply_id, kind, at)
-    VALUES (NEW.id, 'created', strftime('%Y-%m-%dT%H:%M:%f', 'now') || '+00:00');
-END;
-CREATE TRIGGER replies_event_on_update AFTER UPDATE OF state, state_by, state_at, cluster_id
-    ON replies
-BEGIN
-    INSERT INTO reply_events (reply_id, kind, at)
-    VALUES (NEW.id, 'updated', strftime('%Y-%m-%dT%H:%M:%f', 'now') || '+00:00');
-END;
-CREATE INDEX replies_cluster ON replies (cluster_id) WHERE cluster_id IS NOT NULL;
-"""
-_V9_POSTGRES = """
-CREATE TABLE reply_events (
-    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    reply_id bigint NOT NULL,
-    kind text NOT NULL,
-    at timestamptz NOT NULL
-);
-CREATE INDEX reply_events_reply ON reply_events (reply_id);
-CREATE FUNCTION replies_record_event() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO reply_events (reply_id, kind, at) VALUES (NEW.id, 'created', now());
-    ELSIF (NEW.state, NEW.state_by, NEW.state_at, NEW.cluster_id)
-        IS DISTINCT FROM (OLD.state, OLD.state_by, OLD.state_at, OLD.cluster_id) THEN
-        INSERT INTO reply_events (reply_id, kind, at) VALUES (NEW.id, 'updated', now());
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER replies_event_on_insert AFTER INSERT ON replies
-    FOR EACH ROW EXECUTE FUNCTION replies_record_event();
-CREATE TRIGGER replies_event_on_update AFTER UPDATE OF state, state_by, state_at, cluster_id
-    ON replies FOR EACH ROW EXECUTE FUNCTION replies_record_event();
-CREATE INDEX replies_cluster ON replies (cluster_id) WHERE cluster_id IS NOT NULL;
-"""
-
-# v10: comms-desk safeguards. The template an alert was filled from (and its values, JSON),
-# so that its ready correction can be filled; who approved or rejected an alert held for the
-# two-person rule, when and why. `alerts_pending` serves the expiry of unapproved alerts.
-_V10_COMMON = """
-ALTER TABLE alerts ADD COLUMN template {text};
-ALTER TABLE alerts ADD COLUMN template_values {text};
-ALTER TABLE alerts ADD COLUMN decided_by {text};
-ALTER TABLE alerts ADD COLUMN decided_at {time};
-ALTER TABLE alerts ADD COLUMN decision_reason {text};
-CREATE INDEX alerts_pending ON alerts (received_at) WHERE state = 'pending_approval';
-"""
-_V10_SQLITE = _V10_COMMON.format(text="TEXT", time="TEXT")
-_V10_POSTGRES = _V10_COMMON.format(text="text", time="timestamptz")
-
-# v11: several processes on one PostgreSQL. `channel_leases`: which process may send on a
-# channel (so a provider's rate budget is spent by one process at a time; see
-# broadcaster/leases.py). SQLite is one process and holds every lease: the table exists but is
-# unused. Event notifications: a statement that adds alert or reply events notifies
-# `broadcaster_events` (payload: the table and the schema, so processes following another
-# schema of the same database ignore it); listeners poll at once instead of at the next tick.
-_V11_SQLITE = """
-CREATE TABLE channel_leases (
-    channel TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    lease_until TEXT NOT NULL
-);
-"""
-_V11_POSTGRES = """
-CREATE TABLE channel_leases (
-    channel text PRIMARY KEY,
-    holder text NOT NULL,
-    lease_until timestamptz NOT NULL
-);
-CREATE FUNCTION broadcaster_notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('broadcaster_events', TG_TABLE_NAME || ' ' || TG_TABLE_SCHEMA);
-    RETURN NULL;
-END $$;
-CREATE TRIGGER alert_events_notify AFTER INSERT ON alert_events
-    FOR EACH STATEMENT EXECUTE FUNCTION broadcaster_notify_events();
-CREATE TRIGGER reply_events_notify AFTER INSERT ON reply_events
-    FOR EACH STATEMENT EXECUTE FUNCTION broadcaster_notify_events();
-"""
-
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "intake: alerts and api_tokens", _V1_SQLITE, _V1_POSTGRES),
+    Migration(1, "intake: alerts and api_tokens", V1_SQLITE, V1_POSTGRES),
     Migration(
         2,
         "fan-out and replies: deliveries, subscribers, replies, audit_log, cursors",
-        _V2_SQLITE,
-        _V2_POSTGRES,
+        V2_SQLITE,
+        V2_POSTGRES,
     ),
-    Migration(3, "delivery engine: claim, expiry and per-alert indexes", _V3_SQLITE, _V3_POSTGRES),
+    Migration(3, "delivery engine: claim, expiry and per-alert indexes", V3_SQLITE, V3_POSTGRES),
     Migration(
         4,
         "alerts.superseded_by: where a late send of a stopped alert sends its correction",
@@ -469,7 +90,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP INDEX deliveries_alert_state;",
         "DROP INDEX deliveries_alert_state;",
     ),
-    Migration(6, "alert_events: what was published and when", _V6_SQLITE, _V6_POSTGRES),
+    Migration(6, "alert_events: what was published and when", V6_SQLITE, V6_POSTGRES),
     # A number the provider refuses for good (Twilio 21211 invalid, 21614 not mobile) is
     # flagged with the reason and left out of the SMS audience until an admin fixes it.
     Migration(
@@ -479,10 +100,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE subscribers ADD COLUMN flagged_at TEXT;",
         "ALTER TABLE subscribers ADD COLUMN flagged text, ADD COLUMN flagged_at timestamptz;",
     ),
-    Migration(8, "replies: triage, position, media, state; poll_votes", _V8_SQLITE, _V8_POSTGRES),
-    Migration(9, "reply_events: the responder feed; replies_cluster", _V9_SQLITE, _V9_POSTGRES),
-    Migration(10, "alerts: template and approval decision", _V10_SQLITE, _V10_POSTGRES),
-    Migration(11, "channel_leases; event notifications", _V11_SQLITE, _V11_POSTGRES),
+    Migration(8, "replies: triage, position, media, state; poll_votes", V8_SQLITE, V8_POSTGRES),
+    Migration(9, "reply_events: the responder feed; replies_cluster", V9_SQLITE, V9_POSTGRES),
+    Migration(10, "alerts: template and approval decision", V10_SQLITE, V10_POSTGRES),
+    Migration(11, "channel_leases; event notifications", V11_SQLITE, V11_POSTGRES),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
