@@ -5,7 +5,9 @@ Contract:
   at least four points, non-negative circle radii, timezone-aware times (whole seconds, as CAP's
   dateTime pattern allows no fractions), `expires` after `sent`, Update/Cancel carry
   `references`, Restricted scope carries `restriction`, Private scope carries `addresses`, and
-  identifiers contain none of the characters CAP forbids (space, comma, `<`, `&`).
+  identifiers contain none of the characters CAP forbids (space, comma, `<`, `&`), and no
+  text holds a character XML 1.0 cannot carry (so every accepted alert can be served as CAP
+  and Atom).
 - Models are immutable (frozen) so they can be shared between tasks without copying.
 - Validation failures are pydantic `ValidationError`s whose locations name the offending field.
 """
@@ -15,9 +17,16 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 
 class Status(StrEnum):
@@ -98,6 +107,9 @@ SEVERITY_RANK: dict[Severity, int] = {s: i for i, s in enumerate(Severity)}
 URGENCY_RANK: dict[Urgency, int] = {u: i for i, u in enumerate(Urgency)}
 
 _FORBIDDEN_ID_CHARS = re.compile(r"[\s,<&]")
+# What XML 1.0 cannot carry (JSON can spell them as \uXXXX escapes): C0 controls but tab, LF
+# and CR; U+FFFE, U+FFFF. Lone surrogates never get this far: pydantic's str refuses them.
+_NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _cap_datetime(value: datetime) -> datetime:
@@ -124,8 +136,30 @@ NonEmptyText = Annotated[str, Field(min_length=1)]
 LanguageTag = Annotated[str, Field(pattern=r"^[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*$")]
 
 
+# Validation context for decoding an alert that was validated when it was accepted (a store
+# reading its own rows): rules added since then are not re-applied, so nothing already
+# accepted becomes unreadable. Compared by identity: pass this very object.
+READ_BACK: dict[str, bool] = {"read_back": True}
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="after")
+    def _xml_safe_text(self, info: ValidationInfo) -> Self:
+        """Refuse text XML cannot carry here, at the model, so intake answers 422 rather
+        than the CAP or Atom rendering of an accepted alert failing later. Not applied when
+        reading back (`READ_BACK`): an alert stored before this rule must stay readable."""
+        if info.context is READ_BACK:
+            return self
+        for name, value in self.__dict__.items():
+            for text in value if isinstance(value, tuple) else (value,):
+                if isinstance(text, str) and (found := _NOT_XML_CHARS.search(text)):
+                    raise ValueError(
+                        f"{name} holds the character U+{ord(found.group()):04X},"
+                        " which CAP (XML) cannot carry"
+                    )
+        return self
 
 
 class ValuePair(_Frozen):

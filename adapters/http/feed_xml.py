@@ -8,6 +8,8 @@ Contract:
   `cap_fields` adds, in the CAP 1.2 namespace, the fields pollers filter on (NWS index
   layout), skipping empty ones. `serialise` gives the bytes served: UTF-8, with the XML
   declaration, pretty-printed.
+- `xml_safe_copy(alert)` is the alert with those characters stripped from every text, for
+  the CAP item of an alert stored before the model refused them.
 - `entry_id`, `entry_title`, `summary_text` and `atom_time` are pure functions of their
   arguments (same alert, same text), so a cached render and a fresh one agree.
 """
@@ -17,9 +19,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import cast
+from typing import TypeVar, cast
 
 from lxml import etree
+from pydantic import BaseModel
 
 from alerts.cap import CAP12_NS
 from alerts.models import Alert, Info, MsgType, Severity, Status, format_cap_time
@@ -39,6 +42,24 @@ _STATUS_MARKERS = {
 _MSG_TYPE_PREFIXES = {MsgType.UPDATE: "Update: ", MsgType.CANCEL: "Cancelled: "}
 # Characters XML 1.0 cannot carry; a JSON alert may contain them, a feed must not break on them.
 _NOT_XML = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF])
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def xml_safe_copy(model: _Model) -> _Model:
+    """`model` (an Alert, or any part of one) with the characters XML cannot carry stripped
+    from every text, nested models and tuples included. Only alerts accepted before the
+    model refused such text need it (the model's validation now keeps new ones out)."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, str):
+            return value.translate(_NOT_XML)
+        if isinstance(value, BaseModel):
+            return xml_safe_copy(value)
+        if isinstance(value, tuple):
+            return tuple(clean(v) for v in value)
+        return value
+
+    return model.model_copy(update={k: clean(v) for k, v in model.__dict__.items()})
 
 
 def feed_root(

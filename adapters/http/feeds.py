@@ -84,8 +84,9 @@ from adapters.http.feed_xml import (
     feed_root,
     serialise,
     summary_text,
+    xml_safe_copy,
 )
-from alerts.cap import to_cap_xml
+from alerts.cap import CapError, to_cap_xml
 from alerts.models import Alert, Scope, reference_parts
 from alerts.render import pick_info
 from broadcaster.ports import StoredAlert
@@ -180,7 +181,11 @@ class Feeds:
         stored = await self._publication.alert(alert_id)
         if stored is None:
             return None
-        rendered = Rendered.of(to_cap_xml(stored.alert), stored.received_at)
+        try:
+            xml = to_cap_xml(stored.alert)
+        except CapError:  # text XML cannot carry, in an alert stored before it was refused
+            xml = to_cap_xml(xml_safe_copy(stored.alert))
+        rendered = Rendered.of(xml, stored.received_at)
         self._cap_items[alert_id] = rendered
         while len(self._cap_items) > _CAP_ITEMS_CACHED:
             self._cap_items.popitem(last=False)

@@ -44,7 +44,7 @@ from adapters.store.schema_v6_v11 import (
     V11_POSTGRES,
     V11_SQLITE,
 )
-from alerts.models import Alert, MsgType, format_cap_time, reference_parts
+from alerts.models import READ_BACK, Alert, MsgType, format_cap_time, reference_parts
 from broadcaster.ports import (
     REACHED_STATES,
     AlertState,
@@ -224,7 +224,7 @@ def stored_alert_from_row(row: Sequence[Any], received_at: datetime) -> StoredAl
     return StoredAlert(
         seq=int(row[0]),
         id=row[1],
-        alert=Alert.model_validate_json(row[2]),
+        alert=Alert.model_validate_json(row[2], context=READ_BACK),
         channels=tuple(json.loads(row[3])),
         source=row[4],
         state=AlertState(row[5]),

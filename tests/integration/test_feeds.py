@@ -322,3 +322,25 @@ async def test_cap_item_is_served_only_once_public(app: RunningService) -> None:
         assert json.loads(body)["error"] == "not_found"
     _, _, feed = await fetch(app, "/feed.atom")
     assert [e.link for e in feedparser.parse(feed).entries] == [f"{app.url}/alerts/{live['id']}"]
+
+
+async def test_an_alert_stored_before_control_characters_were_refused_is_still_served(
+    app: RunningService,
+) -> None:
+    """A stored alert whose text holds a character XML cannot carry (accepted before the model
+    refused them) is read back, and its CAP item and the feed are served without it."""
+    alert = make_alert()
+    info = alert.infos[0].model_copy(update={"headline": "Avoid\x01 Market St"})
+    legacy = make_new(alert.model_copy(update={"infos": (info,)}))  # skips validation
+    await app.service.store.insert_alert(legacy)
+    stored = await app.service.store.get_alert(legacy.id)
+    assert stored is not None
+    assert stored.alert.infos[0].headline == "Avoid\x01 Market St"
+    status, _, body = await fetch(app, f"/alerts/{legacy.id}.cap")
+    assert status == 200, body
+    assert validate_cap_xml(body) == []
+    assert b"<headline>Avoid Market St</headline>" in body
+    await caught_up(app)
+    status, _, feed = await fetch(app, "/feed.atom")
+    assert status == 200
+    assert "Severe: Avoid Market St" in [e.title for e in feedparser.parse(feed).entries]

@@ -164,6 +164,9 @@ MALFORMED: list[tuple[str, bytes, str, int]] = [
         422,
     ),
     ("headline too long", with_(headline="x" * 201), "application/json", 422),
+    ("control character in headline", with_(headline="Fire\u0001"), "application/json", 422),
+    ("lone surrogate", with_(areas=[{"description": "x\ud800"}]), "application/json", 400),
+    ("control character in a group", with_(groups=["no\u000brth"]), "application/json", 422),
     ("deep nesting", b"[" * 5000 + b"]" * 5000, "application/json", 400),
     ("malformed xml", b"<alert><identifier>", "application/cap+xml", 422),
     (

@@ -139,3 +139,13 @@ def test_groups_become_cap_parameters_that_survive_the_cap_round_trip() -> None:
         ("broadcaster:group", "schools"),
     ]
     assert parse_cap(to_cap_xml(alert))[0].groups == frozenset({"businesses", "schools"})
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x01", "\x0b", "\x1f", "\ufffe", "\uffff"])
+def test_text_xml_cannot_carry_is_refused_naming_the_field(bad: str) -> None:
+    """A character XML 1.0 cannot carry is refused at the model (so CAP/Atom never fail later),
+    naming the field and the code point; tab, newline and carriage return are fine."""
+    with pytest.raises(ValidationError, match=rf"headline holds the character U\+{ord(bad):04X}"):
+        build(headline=f"Fire{bad}near the market")
+    alert = build(headline="Fire\tnear\nthe\rmarket", description="Smoke é 火 🔥")
+    assert to_cap_xml(alert)
