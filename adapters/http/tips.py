@@ -33,22 +33,20 @@ import time
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import jinja2
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters.http.errors import json_error, json_response
+from adapters.http.templating import html_templates
 from broadcaster.errors import MalformedPayload, PayloadError
 from broadcaster.intake import describe_validation_error
 from broadcaster.ports import Reply, ReplySource
 from broadcaster.ratelimit import TokenBucket
 from broadcaster.service import Service
 
-TEMPLATES = Path(__file__).parent / "templates"
 COOKIE = "tip_csrf"
 TOKEN_TTL_SECONDS = 4 * 3600
 MAX_TEXT = 2000
@@ -141,15 +139,7 @@ class Tips:
         self.limiter = ClientLimiter(http.tips_per_minute, http.tips_burst)
         self.csrf = CsrfTokens()
         self._secure = (http.public_url or "").lower().startswith("https://")
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES),
-            autoescape=True,
-            auto_reload=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined,
-        )
-        self._page = env.get_template("tips.html")
+        self._page = html_templates("tips")["tips"]
 
     # --- the form page -------------------------------------------------------------------
 
