@@ -41,6 +41,8 @@ HELP_WORDS = frozenset({"HELP", "INFO"})
 MAX_AREA_CHARS = 40
 
 # Outward code (area + district, e.g. "M1", "SW1A", "EC1V") and, optionally, the inward code.
+# C0 and C1 controls but tab, LF, CR (whitespace, collapsed below) and DEL.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)(?:\s*([0-9][A-Z]{2}))?$")
 _JOIN = re.compile(r"^JOIN(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
 
@@ -90,9 +92,10 @@ def parse_sms(body: str) -> SmsCommand:
 
 
 def normalise_area(text: str) -> str | None:
-    """A UK postcode's outward code ("M1 1AE" -> "M1"), else the place name (whitespace
-    collapsed, at most 40 characters); None for empty text."""
-    collapsed = " ".join(text.split())
+    """A UK postcode's outward code ("M1 1AE" -> "M1"), else the place name (control
+    characters dropped, whitespace collapsed, at most 40 characters); None for empty text.
+    The area is echoed in the TwiML answer, which must stay well-formed XML."""
+    collapsed = " ".join(_CONTROL.sub("", text).split())
     if not collapsed:
         return None
     postcode = _POSTCODE.match(collapsed.upper())

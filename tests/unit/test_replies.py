@@ -63,10 +63,13 @@ def test_keywords_are_whole_trimmed_bodies_in_any_case(
         ("  Old   Trafford ", "Old Trafford"),
         ("x" * 60, "x" * 40),
         ("   ", None),
+        ("Old\x01 Traf\x7fford\x00", "Old Trafford"),
+        ("\x02\x03", None),
     ],
 )
 def test_areas_are_outward_codes_or_place_names(text: str, area: str | None) -> None:
-    """A UK postcode becomes its outward code; other text a collapsed place name."""
+    """A UK postcode becomes its outward code; other text a collapsed place name, without
+    control characters (it is echoed in TwiML)."""
     assert normalise_area(text) == area
 
 
