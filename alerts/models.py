@@ -15,7 +15,7 @@ Contract:
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
@@ -112,10 +112,17 @@ _FORBIDDEN_ID_CHARS = re.compile(r"[\s,<&]")
 _NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _cap_datetime(value: datetime) -> datetime:
-    """CAP times must carry an offset and have no fractional seconds."""
+def _cap_datetime(value: datetime, info: ValidationInfo) -> datetime:
+    """CAP times must carry an offset and have no fractional seconds, and be a time in UTC
+    too (0001-01-01T00:00:00+14:00 and 9999-12-31T23:59:59-14:00 are not: stores, pages and
+    feeds convert to UTC). That last rule is not applied when reading back (`READ_BACK`)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("time must carry a timezone offset, e.g. 2026-01-01T12:00:00+00:00")
+    if info.context is not READ_BACK:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time is out of range once converted to UTC") from None
     return value.replace(microsecond=0)
 
 

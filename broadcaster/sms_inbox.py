@@ -40,9 +40,10 @@ START_WORDS = frozenset({"START", "UNSTOP", "YES"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 MAX_AREA_CHARS = 40
 
+# C0 and C1 controls but tab, LF, CR (whitespace, collapsed below) and DEL; and the
+# noncharacters U+FFFE and U+FFFF, which XML cannot carry either.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 # Outward code (area + district, e.g. "M1", "SW1A", "EC1V") and, optionally, the inward code.
-# C0 and C1 controls but tab, LF, CR (whitespace, collapsed below) and DEL.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)(?:\s*([0-9][A-Z]{2}))?$")
 _JOIN = re.compile(r"^JOIN(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
 

@@ -36,6 +36,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from adapters.http.access import client_of, route_name
+from adapters.http.errors import read_form
 
 # Re-exported: these lived here before reply_rows.py, and are imported from here.
 from adapters.http.reply_rows import Segment as Segment
@@ -173,7 +174,7 @@ class Dashboard:
         return self._page("_replies" if fragment else "responders", **context)
 
     async def login(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await read_form(request)
         nonce = request.cookies.get(LOGIN_COOKIE)
         signed = self._signer.verify(LOGIN_PURPOSE, _field(form, "csrf_token"))
         same = (
@@ -224,7 +225,7 @@ class Dashboard:
 
     async def logout(self, request: web.Request) -> web.Response:
         session = await self._session(request)
-        form = await request.post()
+        form = await read_form(request)
         response = _see_other("/responders")
         if session is not None and self._checked(request, session[0], form):
             response.del_cookie(SESSION_COOKIE, path="/")
@@ -232,7 +233,7 @@ class Dashboard:
 
     async def act(self, request: web.Request) -> web.Response:
         session = await self._session(request)
-        form = await request.post()
+        form = await read_form(request)
         if session is None:
             return self._login_page(request, status=401, error="Your session has ended.")
         if not self._checked(request, session[0], form):

@@ -11,9 +11,16 @@ import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from multidict import MultiDictProxy
 from pydantic_core import to_json
 
-from broadcaster.errors import AuthError, AuthThrottled, IntakeError, StoreError
+from broadcaster.errors import (
+    AuthError,
+    AuthThrottled,
+    IntakeError,
+    MalformedPayload,
+    StoreError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,19 @@ def json_error(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     return json_response({"error": code, "detail": detail}, status=status, headers=headers)
+
+
+async def read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """`request.post()`, with a body that is not UTF-8 (aiohttp raises UnicodeDecodeError)
+    a 400 `malformed_form` rather than a 500."""
+    try:
+        return await request.post()
+    except UnicodeDecodeError as exc:
+        raise MalformedPayload(
+            f"form body is not UTF-8: {exc.reason}", code="malformed_form"
+        ) from exc
 
 
 @web.middleware

@@ -9,6 +9,9 @@ Contract:
   marks starting at the same place the longest wins, and a mark overlapping an earlier one
   is dropped.
 - A media URL is kept only when it is http(s), so the page never links anything else.
+- `row` shows each character HTML may not carry as text (C0 controls but tab, LF and CR;
+  DEL and C1 controls; U+FFFE, U+FFFF) as U+FFFD, so the page stays well-formed and the
+  responder still sees that something was there; the stored reply keeps what was sent.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from dataclasses import dataclass
 
 from adapters.http.templating import When, when
 from broadcaster.ports import ReplySource, StoredReply
+
+_NOT_HTML = dict.fromkeys(
+    [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0), 0xFFFE, 0xFFFF],
+    "\ufffd",
+)
 
 HIGHLIGHTED = ("plates", "vehicles", "persons", "places", "times", "weapons", "links", "media")
 KIND_NAMES = {
@@ -124,8 +132,8 @@ def row(reply: StoredReply, cluster_count: int) -> Row:
         id=reply.id,
         source=reply.source.value,
         source_name=SOURCE_NAMES.get(reply.source.value, reply.source.value),
-        sender=reply.sender,
-        segments=highlight(reply.text, reply.entities),
+        sender=reply.sender.translate(_NOT_HTML) if reply.sender else reply.sender,
+        segments=highlight(reply.text.translate(_NOT_HTML), reply.entities),
         received=when(reply.received_at),
         alert_id=reply.alert_id,
         categories=reply.categories,

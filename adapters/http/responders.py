@@ -29,7 +29,7 @@ import json
 import math
 import re
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -117,6 +117,10 @@ def parse_filters(query: Any) -> dict[str, Any]:
             moment = None
         if moment is None or moment.tzinfo is None:
             raise IntakeError("since must be ISO 8601 with a UTC offset", code="bad_query")
+        try:
+            moment.astimezone(UTC)  # the store compares in UTC
+        except OverflowError:
+            raise IntakeError("since is out of range in UTC", code="bad_query") from None
         filters["since"] = moment
     return filters
 

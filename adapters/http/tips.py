@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from adapters.http.errors import json_error, json_response
+from adapters.http.errors import json_error, json_response, read_form
 from adapters.http.templating import html_templates
 from broadcaster.errors import MalformedPayload, PayloadError
 from broadcaster.intake import describe_validation_error
@@ -213,7 +213,7 @@ class Tips:
         return json_response({"id": reply_id, "status": "received"}, status=202)
 
     async def _post_form(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await read_form(request)
         fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         if not self._same_origin(request) or not self.csrf.valid(
             request.cookies.get(COOKIE), fields.get("csrf_token")

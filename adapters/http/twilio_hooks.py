@@ -30,7 +30,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator, add_port, remove_port
 from twilio.twiml.messaging_response import MessagingResponse
 
-from adapters.http.errors import json_error, json_response
+from adapters.http.errors import json_error, json_response, read_form
 from adapters.http.tips import ClientLimiter
 from broadcaster.ports import DeliveryState
 from broadcaster.service import Service
@@ -57,7 +57,7 @@ async def _signed_form(request: web.Request, service: Service) -> dict[str, str]
     sms = service.settings.channels.sms
     if sms.auth_token is None:
         return json_error(404, "not_found", "SMS is not configured")
-    form = await request.post()
+    form = await read_form(request)
     params = {key: str(value) for key, value in form.items()}
     signature = request.headers.get("X-Twilio-Signature", "")
     validator = RequestValidator(sms.auth_token.get_secret_value())

@@ -123,6 +123,23 @@ async def test_signed_reply_is_stored_and_linked_forgery_is_refused(sms: Sms) ->
     assert len(await all_replies(sms.app)) == 1
 
 
+async def test_hook_body_that_is_not_utf8_is_400(sms: Sms) -> None:
+    """A hook body with bytes that are not UTF-8 is a 400 JSON error, not a 500, and stores
+    nothing."""
+    for raw in (b"From=%2B447911000001&Body=\xff\xfe", b"From=%2B447911000001&Body=\xc3"):
+        async with sms.app.http.post(
+            sms.hook,
+            data=raw,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": "x",
+            },
+        ) as response:
+            assert response.status == 400
+            assert (await response.json())["error"] == "malformed_form"
+    assert await all_replies(sms.app) == []
+
+
 async def test_stop_start_join_and_help(sms: Sms) -> None:
     """STOP keeps a number out of the next alert, START brings it back, JOIN M1 1AE
     subscribes a new number with area code M1 (reached by an M1 geocode), HELP answers."""

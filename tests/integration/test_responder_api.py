@@ -93,6 +93,13 @@ async def test_list_is_for_responders_newest_first_and_filtered(app: RunningServ
     assert (await get(app, "/v1/replies?since=yesterday"))[0] == 400
 
 
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00%2B14:00"])
+async def test_since_with_no_utc_equivalent_is_400(app: RunningService, since: str) -> None:
+    """A `since` that overflows once converted to UTC is 400 bad_query, not a 500."""
+    status, body = await get(app, f"/v1/replies?since={since}")
+    assert (status, body["error"]) == (400, "bad_query")
+
+
 async def test_actions_set_state_and_are_audited(app: RunningService) -> None:
     """acknowledge / escalate / dismiss set state, who (the token's name) and when; each is
     one audit row with the note, and the chain verifies; unknown replies are 404 and other

@@ -155,6 +155,13 @@ MALFORMED: list[tuple[str, bytes, str, int]] = [
     ),
     ("expires in the past", with_(expires="2001-01-01T00:00:00+00:00"), "application/json", 422),
     ("expires without offset", with_(expires="2099-01-01T00:00:00"), "application/json", 422),
+    (
+        "expires past UTC's range",
+        with_(expires="9999-12-31T23:59:59-14:00"),
+        "application/json",
+        422,
+    ),
+    ("onset past UTC's range", with_(onset="0001-01-01T00:00:00+14:00"), "application/json", 422),
     ("bad channel name", with_(channels=["SMS!"]), "application/json", 422),
     ("channel not configured", with_(channels=["sms"]), "application/json", 422),
     (

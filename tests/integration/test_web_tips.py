@@ -109,6 +109,24 @@ async def test_other_media_types_are_refused(app: RunningService) -> None:
     assert await all_replies(app) == []
 
 
+async def test_form_tip_that_is_not_utf8_is_400(app: RunningService) -> None:
+    """A form body with bytes that are not UTF-8 is a 400 JSON error, not a 500, and stores
+    nothing."""
+    cookie, token = await form_session(app)
+    for raw in (b"text=\xff\xfe", b"text=Smoke \xc3"):
+        async with app.http.post(
+            f"{app.url}/v1/replies",
+            data=b"csrf_token=" + token.encode() + b"&" + raw,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": f"tip_csrf={cookie}",
+            },
+        ) as response:
+            assert response.status == 400
+            assert (await response.json())["error"] == "malformed_form"
+    assert await all_replies(app) == []
+
+
 async def test_form_tip_needs_the_pages_csrf_token(app: RunningService) -> None:
     """The /tips form posts with its token and cookie (202, a thank-you page); without the
     token, with another cookie, or from another origin: 403 and nothing stored."""

@@ -65,6 +65,8 @@ def test_keywords_are_whole_trimmed_bodies_in_any_case(
         ("   ", None),
         ("Old\x01 Traf\x7fford\x00", "Old Trafford"),
         ("\x02\x03", None),
+        ("M1\ufffe", "M1"),
+        ("Old Traf\uffffford", "Old Trafford"),
     ],
 )
 def test_areas_are_outward_codes_or_place_names(text: str, area: str | None) -> None:

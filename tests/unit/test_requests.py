@@ -149,3 +149,13 @@ def test_text_xml_cannot_carry_is_refused_naming_the_field(bad: str) -> None:
         build(headline=f"Fire{bad}near the market")
     alert = build(headline="Fire\tnear\nthe\rmarket", description="Smoke é 火 🔥")
     assert to_cap_xml(alert)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("expires", "9999-12-31T23:59:59-14:00"), ("onset", "0001-01-01T00:00:00+14:00")],
+)
+def test_time_with_no_utc_equivalent_is_refused_naming_the_field(field: str, value: str) -> None:
+    """A time that overflows once converted to UTC is refused at the model, naming the field."""
+    with pytest.raises(ValidationError, match=rf"{field}\n.*out of range once converted to UTC"):
+        build(**{field: value})

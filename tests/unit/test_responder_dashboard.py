@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from adapters.http.dashboard import Segment, _back, entity_groups, highlight
+from adapters.http.reply_rows import row
 from adapters.http.signing import Signer
+from broadcaster.ports import ReplySource, StoredReply
 
 
 def test_entities_are_marked_in_the_text() -> None:
@@ -68,3 +72,31 @@ def test_actions_only_return_to_the_dashboard() -> None:
         "",
     ):
         assert _back(bad) == "/responders"
+
+
+def test_characters_html_cannot_carry_show_as_replacement_characters() -> None:
+    """A reply's control characters (and U+FFFE/FFFF) reach the page as U+FFFD, in its text
+    and sender, while tabs, newlines and other text stay as sent."""
+    reply = StoredReply(
+        id=1,
+        source=ReplySource.WEB,
+        external_id="t1",
+        text="Smoke\x01 near\tthe \x7fmarket\ufffe\nfire 🔥",
+        received_at=datetime(2026, 12, 3, tzinfo=UTC),
+        sender="tipster\x00",
+        alert_id=None,
+        lat=None,
+        lon=None,
+        media_url=None,
+        in_reply_to=None,
+        categories=("hazard",),
+        score=0.9,
+        entities={"places": ["market"]},
+    )
+    shown = row(reply, 1)
+    assert (
+        "".join(s.text for s in shown.segments)
+        == "Smoke\ufffd near\tthe \ufffdmarket\ufffd\nfire 🔥"
+    )
+    assert Segment("market", "places") in shown.segments
+    assert shown.sender == "tipster\ufffd"
