@@ -7,7 +7,8 @@ Contract:
   `StrictUndefined` (a missing variable is an error, not an empty string), loaded once and
   never reloaded, with block tags trimmed.
 - `when(t)` gives a time as the page shows it: `iso` (UTC, whole seconds, `Z`) for
-  `<time datetime>` and `text` in words ("Mon 3 Feb 2025, 14:05 UTC"); None stays None.
+  `<time datetime>` and `text` in words ("Mon 3 Feb 2025, 14:05 UTC"); None stays None; a
+  time with no UTC equivalent is shown as written.
 - Pages are sent as `HTML_TYPE`.
 """
 
@@ -47,7 +48,11 @@ class When:
 def when(value: datetime | None) -> When | None:
     if value is None:
         return None
-    utc = value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # no UTC equivalent (year 1 or 9999): refused at intake since
+        # 2026-12-03, but an alert stored before that still gets its page, as written.
+        return When(iso=value.isoformat(), text=value.isoformat())
     return When(
         iso=utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         text=f"{utc:%a} {utc.day} {utc:%b %Y}, {utc:%H:%M} UTC",

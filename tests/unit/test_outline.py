@@ -81,3 +81,6 @@ def test_etag_matching_and_time_formatting() -> None:
     assert shown is not None
     assert shown.iso == "2026-01-04T08:05:00Z"
     assert shown.text == "Sun 4 Jan 2026, 08:05 UTC"
+    edge = when(datetime.fromisoformat("9999-12-31T23:59:59-14:00"))  # no UTC equivalent
+    assert edge is not None
+    assert edge.iso == edge.text == "9999-12-31T23:59:59-14:00"
