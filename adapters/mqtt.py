@@ -29,7 +29,7 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broadcaster.config import MqttSettings
-from broadcaster.errors import PayloadError, PayloadTooLarge, StoreError
+from broadcaster.errors import IntakeError, PayloadError, PayloadTooLarge, StoreError
 from broadcaster.intake import Submission, describe_validation_error, sniff_format
 from broadcaster.ports import Reply, ReplySource
 from broadcaster.service import Service
@@ -169,7 +169,7 @@ class MqttIntake:
                 await self._submit_reply(body)
             else:
                 await self._submit(body)
-        except PayloadError as exc:
+        except IntakeError as exc:  # PayloadError, and PayloadTooLarge, which is not one
             await self._report_bad_payload(client, str(message.topic), body, exc)
         except asyncio.CancelledError:
             raise  # not acknowledged: the broker redelivers it to the next session
@@ -207,7 +207,7 @@ class MqttIntake:
                 delay = min(delay * 2, 5.0)
 
     async def _report_bad_payload(
-        self, client: aiomqtt.Client, topic: str, body: bytes, exc: PayloadError
+        self, client: aiomqtt.Client, topic: str, body: bytes, exc: IntakeError
     ) -> None:
         log.warning("refused MQTT payload on %s: %s", topic, exc.detail)
         report = {

@@ -136,6 +136,25 @@ async def test_bad_payload_reported_and_loop_continues(
     assert rejected._value.get() == 1
 
 
+async def test_oversized_payloads_are_reported_and_acknowledged(
+    mqtt_app: RunningService, broker: Broker
+) -> None:
+    """An alert payload over the size limit is reported on <prefix>/errors as
+    payload_too_large (it was an unhandled error before), and the next good one is stored."""
+    huge = b'{"event": "' + b"x" * 1_100_000 + b'"}'
+    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="watcher") as watcher:
+        await watcher.subscribe("test/errors", qos=1)
+        await publish_all(broker, [huge, payload(1)])
+        async with asyncio.timeout(10):
+            async for message in watcher.messages:
+                report = json.loads(message.payload)  # type: ignore[arg-type]
+                break
+    assert report["error"] == "payload_too_large"
+    assert report["payload_bytes"] == len(huge)
+    await wait_until(partial(reached, mqtt_app, 1))
+    assert await stored_headlines(mqtt_app) == ["Alert 1"]
+
+
 async def test_alerts_published_while_service_is_down_arrive(
     tmp_path: Path, broker: Broker
 ) -> None:
