@@ -133,8 +133,9 @@ class ChannelRunner:
                     await self._room.wait()
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.policy.poll_seconds)
+            with contextlib.suppress(TimeoutError):  # not wait_for: see EventFollower.run
+                async with asyncio.timeout(self.policy.poll_seconds):
+                    await self._wake.wait()
 
     async def _work_loop(self) -> None:
         task = asyncio.current_task()

@@ -62,8 +62,12 @@ class EventFollower:
                 await self.poll()
             except StoreError as exc:
                 log.warning("could not read %s: %s", self.events_name, exc)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as its timeout fires (gh-86296), and this loop would
+            # then outlive the service's shutdown, which awaits it (seen: a hung test).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def wait_beyond(self, seq: int) -> None:

@@ -259,7 +259,8 @@ class Service:
 
         async def run(check: ReadinessCheck) -> dict[str, object]:
             try:
-                ok, text = await asyncio.wait_for(check(), timeout=2.0)
+                async with asyncio.timeout(2.0):  # not wait_for: see EventFollower.run
+                    ok, text = await check()
             except TimeoutError:
                 ok, text = False, "timed out"
             return {"ok": ok, "detail": text}

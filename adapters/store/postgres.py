@@ -162,7 +162,8 @@ class PostgresStore(PostgresAlerts, PostgresDeliveries, PostgresReplies, Postgre
             finally:
                 if not conn.is_closed():
                     with contextlib.suppress(*DRIVER_ERRORS):
-                        await asyncio.wait_for(conn.close(), 2.0)
+                        async with asyncio.timeout(2.0):  # not wait_for (gh-86296)
+                            await conn.close()
             await asyncio.sleep(delay)
 
 

@@ -1,4 +1,5 @@
-"""Publication hands events out in seq order across a gap, and gives up on a gap in time."""
+"""Publication hands events out in seq order across a gap, and gives up on a gap in time; its
+polling loop ends when cancelled."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import cast
 
 from alerts.models import Severity
 from alerts.requests import AlertRequest
+from broadcaster.event_follower import EventFollower
 from broadcaster.ports import AlertEvent, AlertEventKind, AlertState, Store, StoredAlert
 from broadcaster.publication import Publication
 
@@ -78,3 +80,24 @@ async def test_a_gap_that_never_fills_is_given_up_after_the_timeout() -> None:
     assert [p.event.seq for p in await pub.poll()] == [2]
     store.add(3)
     assert [p.event.seq for p in await pub.poll()] == [3]
+
+
+async def test_a_cancel_that_coincides_with_a_wake_still_ends_run() -> None:
+    """A cancel in the same loop step as a wake() (a commit at shutdown) ends `run()`:
+    Python 3.11's wait_for returned the wake and dropped such a cancel, hanging shutdown."""
+
+    class Follower(EventFollower):
+        async def start(self) -> None:
+            self._started = True
+
+        async def poll(self) -> list[object]:
+            return []
+
+    follower = Follower(poll_seconds=30.0, gap_timeout=1.0)
+    task = asyncio.create_task(follower.run())
+    await asyncio.sleep(0.01)  # run() is now waiting for a wake or its poll interval
+    follower.wake()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5.0)
+    assert task in done
+    assert task.cancelled()
