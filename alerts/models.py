@@ -109,7 +109,9 @@ URGENCY_RANK: dict[Urgency, int] = {u: i for i, u in enumerate(Urgency)}
 _FORBIDDEN_ID_CHARS = re.compile(r"[\s,<&]")
 # What XML 1.0 cannot carry (JSON can spell them as \uXXXX escapes): C0 controls but tab, LF
 # and CR; U+FFFE, U+FFFF. Lone surrogates never get this far: pydantic's str refuses them.
-_NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# The one list: the feeds strip these, the dashboard and SMS answers also C1 and DEL.
+NOT_XML_CODEPOINTS = (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF)
+_NOT_XML_CHARS = re.compile("[" + "".join(re.escape(chr(c)) for c in NOT_XML_CODEPOINTS) + "]")
 
 
 def _cap_datetime(value: datetime, info: ValidationInfo) -> datetime:

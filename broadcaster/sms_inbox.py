@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from alerts.models import NOT_XML_CODEPOINTS
 from broadcaster.ports import Reply, ReplySource, Store, Subscriber
 from broadcaster.replies import ReplyService
 
@@ -40,9 +41,9 @@ START_WORDS = frozenset({"START", "UNSTOP", "YES"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 MAX_AREA_CHARS = 40
 
-# C0 and C1 controls but tab, LF, CR (whitespace, collapsed below) and DEL; and the
-# noncharacters U+FFFE and U+FFFF, which XML cannot carry either.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+# Dropped from a JOIN's area: what XML cannot carry (the area is echoed in TwiML), and DEL
+# and the C1 controls.
+_CONTROL = dict.fromkeys([*NOT_XML_CODEPOINTS, *range(0x7F, 0xA0)])
 # Outward code (area + district, e.g. "M1", "SW1A", "EC1V") and, optionally, the inward code.
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)(?:\s*([0-9][A-Z]{2}))?$")
 _JOIN = re.compile(r"^JOIN(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
@@ -96,7 +97,7 @@ def normalise_area(text: str) -> str | None:
     """A UK postcode's outward code ("M1 1AE" -> "M1"), else the place name (control
     characters dropped, whitespace collapsed, at most 40 characters); None for empty text.
     The area is echoed in the TwiML answer, which must stay well-formed XML."""
-    collapsed = " ".join(_CONTROL.sub("", text).split())
+    collapsed = " ".join(text.translate(_CONTROL).split())
     if not collapsed:
         return None
     postcode = _POSTCODE.match(collapsed.upper())

@@ -25,7 +25,15 @@ from lxml import etree
 from pydantic import BaseModel
 
 from alerts.cap import CAP12_NS
-from alerts.models import Alert, Info, MsgType, Severity, Status, format_cap_time
+from alerts.models import (
+    NOT_XML_CODEPOINTS,
+    Alert,
+    Info,
+    MsgType,
+    Severity,
+    Status,
+    format_cap_time,
+)
 from alerts.render import pick_info
 from broadcaster.ports import StoredAlert
 
@@ -41,7 +49,7 @@ _STATUS_MARKERS = {
 }
 _MSG_TYPE_PREFIXES = {MsgType.UPDATE: "Update: ", MsgType.CANCEL: "Cancelled: "}
 # Characters XML 1.0 cannot carry; a JSON alert may contain them, a feed must not break on them.
-_NOT_XML = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF])
+_NOT_XML = dict.fromkeys(NOT_XML_CODEPOINTS)
 _Model = TypeVar("_Model", bound=BaseModel)
 
 

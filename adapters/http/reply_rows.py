@@ -19,12 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.http.templating import When, when
+from alerts.models import NOT_XML_CODEPOINTS
 from broadcaster.ports import ReplySource, StoredReply
 
-_NOT_HTML = dict.fromkeys(
-    [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0), 0xFFFE, 0xFFFF],
-    "\ufffd",
-)
+_NOT_HTML = dict.fromkeys([*NOT_XML_CODEPOINTS, *range(0x7F, 0xA0)], "\ufffd")
 
 HIGHLIGHTED = ("plates", "vehicles", "persons", "places", "times", "weapons", "links", "media")
 KIND_NAMES = {
