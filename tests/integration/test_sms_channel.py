@@ -19,9 +19,13 @@ from broadcaster.audience import SubscriberDirectory
 from broadcaster.config import SmsSettings
 from broadcaster.ports import Subscriber
 from tests.integration.engine import counts, engine, submit, until, until_outbox_empty
+from tests.support.loop_lag import LoopLag
 from tests.support.recording_channel import max_in_window
 
 SENDERS = ["+15005550001", "+15005550002", "+15005550003"]
+# Loop lateness under which a 429 cannot come from our own jitter: a send's path from the
+# limiter to the simulator's clock is a few loop steps, the margin ~95 ms.
+STALL_BUDGET = 0.03
 CENTRE = {"description": "centre", "circle": {"lat": 53.48, "lon": -2.24, "radius_km": 5}}
 
 
@@ -70,11 +74,11 @@ def channel_for(
 async def test_three_senders_share_the_load_within_their_limits(
     tmp_path: Path, twilio: TwilioSimulator
 ) -> None:
-    """300 subscribers, 3 numbers at 10 segments/s: no sender over 10 in any second, no 429,
-    each subscriber once, in their own language."""
+    """300 subscribers, 3 numbers at 10 segments/s: no sender over 10 in any second, no 429
+    while the loop kept up (any 429 retried), each subscriber once, in their own language."""
     directory = SubscriberDirectory(people(300))
     channel = channel_for(twilio, directory)
-    async with engine(tmp_path, channel) as service:
+    async with engine(tmp_path, channel) as service, LoopLag() as lag:
         alert = await submit(
             service,
             areas=[CENTRE],
@@ -83,7 +87,13 @@ async def test_three_senders_share_the_load_within_their_limits(
         service.start_dispatcher()
         await until(lambda: len(twilio.messages) == 300, 30, "300 messages")
         await until_outbox_empty(service)
-        assert twilio.counts["rate_limited"] == 0
+        # The simulator counts on arrival, in this process: a loop stall near the 10 %
+        # margin (seen: a full GC late in CI's run) bunches arrivals into a 429, which the
+        # engine retries. Without such a stall there must be none.
+        if lag.worst < STALL_BUDGET:
+            assert twilio.counts["rate_limited"] == 0, (
+                f"429s with the loop at most {lag.worst:.3f} s late"
+            )
         for sender in SENDERS:
             times = sorted(m["at"] for m in twilio.messages if m["from"] == sender)
             assert 90 <= len(times) <= 110  # shared evenly
