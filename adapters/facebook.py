@@ -101,8 +101,9 @@ def regain_seconds(headers: Mapping[str, str]) -> float | None:
     def collect(entry: object) -> None:
         if isinstance(entry, dict):
             value = entry.get("estimated_time_to_regain_access")
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if number and math.isfinite(value) and value > 0:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return
+            if math.isfinite(value) and value > 0:
                 minutes.append(float(value))
 
     for name in USAGE_HEADERS:

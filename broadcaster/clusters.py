@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from broadcaster.ports import Store, StoredReply
+from broadcaster.triage.entities import Entities
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class Assignment(Protocol):
 class Clusterer(Protocol):
     """`broadcaster.triage.Clusterer`: `assign(text, entities)` gives a cluster per post."""
 
-    def assign(self, text: str, entities: object = None, /) -> Assignment: ...
+    def assign(self, text: str, entities: Entities | None = None, /) -> Assignment: ...
 
 
 @dataclass(slots=True)
@@ -62,7 +63,7 @@ class StoredClusters:
     async def place(self, text: str, entities: object) -> Placement:
         """Assign `text`; when it joins a known cluster, mark the cluster's first reply."""
         try:
-            usable = entities if hasattr(entities, "plates") else None
+            usable = entities if isinstance(entities, Entities) else None
             assignment = self._clusterer.assign(text, usable)
         except Exception:
             log.exception("clustering failed; the reply is stored unclustered")

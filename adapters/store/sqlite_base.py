@@ -28,7 +28,7 @@ from typing import Any
 import aiosqlite
 
 from adapters.store.sqlite_batch import PendingFinish, PendingInsert, PendingJob, write_batch_sync
-from adapters.store.sqlite_reads import GroupedReader
+from adapters.store.sqlite_reads import GroupedReader, on_connection_thread
 from broadcaster.errors import StoreError
 
 
@@ -110,8 +110,8 @@ class SqliteBase:
                     # the event loop per statement would make every batch wait on a busy
                     # loop several times. `_execute` is aiosqlite's own queueing primitive,
                     # used only here.
-                    outcomes = await self._writer._execute(
-                        write_batch_sync, self._writer._conn, batch
+                    outcomes = await on_connection_thread(
+                        self._writer, write_batch_sync, self._writer._conn, batch
                     )
         except StoreError as exc:
             outcomes = [exc] * len(batch)

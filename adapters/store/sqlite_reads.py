@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 from broadcaster.errors import StoreError
+
+_T = TypeVar("_T")
+
+
+def on_connection_thread(
+    conn: aiosqlite.Connection, function: Callable[..., _T], *args: Any
+) -> Awaitable[_T]:
+    """Run `function(*args)` on `conn`'s own thread, queued behind its other work: aiosqlite's
+    private `_execute` (untyped), the one primitive that runs a whole group of statements
+    in one hop to that thread."""
+    execute = cast(Callable[..., Awaitable[_T]], conn._execute)
+    return execute(function, *args)
 
 
 @dataclass(slots=True)
@@ -51,7 +63,9 @@ class GroupedReader:
                 try:
                     # aiosqlite's own queueing primitive, as the store's writer uses it: the
                     # whole group is one call on the connection's thread.
-                    outcomes = await self._conn._execute(_run_group, self._conn._conn, group)
+                    outcomes = await on_connection_thread(
+                        self._conn, _run_group, self._conn._conn, group
+                    )
                 except Exception as exc:  # noqa: BLE001 - e.g. closed: fail the group, not hang it
                     outcomes = [StoreError(f"sqlite read failed: {exc!r}")] * len(group)
                 except BaseException:
