@@ -154,6 +154,12 @@ READ_BACK: dict[str, bool] = {"read_back": True}
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+
+class _FrozenText(_Frozen):
+    """A model with text fields. Models with none (points, circles, polygons) do not inherit
+    the check: a polygon is a model per point, and a validator call for each made a
+    100-point polygon alert's validation 266 µs instead of 152 µs."""
+
     @model_validator(mode="after")
     def _xml_safe_text(self, info: ValidationInfo) -> Self:
         """Refuse text XML cannot carry here, at the model, so intake answers 422 rather
@@ -171,7 +177,7 @@ class _Frozen(BaseModel):
         return self
 
 
-class ValuePair(_Frozen):
+class ValuePair(_FrozenText):
     """A CAP valueName/value pair (eventCode, parameter, geocode)."""
 
     value_name: NonEmptyText
@@ -205,7 +211,7 @@ class Polygon(_Frozen):
         return self
 
 
-class Area(_Frozen):
+class Area(_FrozenText):
     description: NonEmptyText
     polygons: tuple[Polygon, ...] = ()
     circles: tuple[Circle, ...] = ()
@@ -220,7 +226,7 @@ class Area(_Frozen):
         return self
 
 
-class Resource(_Frozen):
+class Resource(_FrozenText):
     description: NonEmptyText
     mime_type: NonEmptyText
     size: Annotated[int, Field(ge=0)] | None = None
@@ -229,7 +235,7 @@ class Resource(_Frozen):
     digest: str | None = None
 
 
-class Info(_Frozen):
+class Info(_FrozenText):
     """One CAP info block; an alert carries one per language."""
 
     language: LanguageTag = "en-US"
@@ -263,7 +269,7 @@ GROUP_PARAMETER = "broadcaster:group"
 RESPONSE_PARAMETER = "broadcaster:response"
 
 
-class Alert(_Frozen):
+class Alert(_FrozenText):
     """A CAP 1.2 alert message."""
 
     identifier: CapIdentifier

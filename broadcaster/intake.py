@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,33 @@ from broadcaster.planner import LIVE_STATUSES, Planner, delivery_priority
 from broadcaster.ports import AlertState, InsertResult, NewAlert, Store, StoredAlert
 
 log = logging.getLogger(__name__)
+
+
+class RandomIds:
+    """Random ids in `uuid.uuid4().hex`'s form (32 hex digits, version 4, RFC 4122 variant),
+    equally unguessable: from `os.urandom`, read 4 KiB at a time. Each `os.urandom` call
+    lets go of the GIL, and on a busy service getting it back waits on the SQLite writer
+    thread: one call per id (two per JSON alert) cost ~7 % of the MQTT intake loop."""
+
+    _BATCH = 256
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._offset = 0
+        self._lock = threading.Lock()  # CLI commands may call from other threads
+
+    def next(self) -> str:
+        with self._lock:
+            if self._offset >= len(self._pool):
+                self._pool, self._offset = os.urandom(16 * self._BATCH), 0
+            raw = bytearray(self._pool[self._offset : self._offset + 16])
+            self._offset += 16
+        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+        return raw.hex()
+
+
+new_id = RandomIds().next
 
 
 class PayloadFormat(StrEnum):
@@ -124,7 +152,7 @@ class IntakeService:
             state = self._initial_state(alert)
             accepted = state is AlertState.ACCEPTED
             new = NewAlert(
-                id=uuid.uuid4().hex,
+                id=new_id(),
                 alert=alert,
                 channels=channels,
                 source=submission.source,
@@ -232,7 +260,7 @@ class IntakeService:
         )
         try:
             alert = request.to_alert(
-                identifier=uuid.uuid4().hex,
+                identifier=new_id(),
                 sender=self._sender,
                 sent=self._now().replace(microsecond=0),
                 references=references,

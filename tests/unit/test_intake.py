@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from alerts.models import Severity
 from broadcaster.errors import IdempotencyConflict, PayloadError
-from broadcaster.intake import IntakeService, PayloadFormat, Submission, sniff_format
+from broadcaster.intake import (
+    IntakeService,
+    PayloadFormat,
+    RandomIds,
+    Submission,
+    new_id,
+    sniff_format,
+)
 from broadcaster.metrics import Metrics
 from broadcaster.ports import AlertState
 from tests.support.fake_store import MemoryStore
@@ -109,3 +117,15 @@ def test_sniff_format() -> None:
     """Payloads starting with '<' (after BOM/whitespace) are CAP; others JSON."""
     assert sniff_format(b"\xef\xbb\xbf  <alert/>") is PayloadFormat.CAP
     assert sniff_format(b'{"a": 1}') is PayloadFormat.JSON
+
+
+def test_random_ids_have_uuid4_form_and_do_not_repeat() -> None:
+    """`new_id` gives 32 hex digits that parse as a version-4 RFC 4122 UUID, all different
+    over several refills of its pool."""
+    ids = [new_id() for _ in range(3 * RandomIds._BATCH + 7)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
