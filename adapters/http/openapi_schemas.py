@@ -80,6 +80,14 @@ def component_schemas() -> dict[str, Any]:
                 "headline": {"type": ["string", "null"]},
                 "alert": {"type": "object"},
                 "links": {"type": "object"},
+                "deliveries": {
+                    "description": "channel -> state -> count of this alert's deliveries",
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer"},
+                    },
+                },
             },
         },
     }

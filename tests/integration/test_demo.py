@@ -98,6 +98,11 @@ async def test_the_demo_sends_an_alert_everywhere(tmp_path: Path) -> None:
             assert counts.get("facebook") == {"sent": 1}, counts
             assert set(counts["sms"]) == {"delivered"}
             assert counts["sms"]["delivered"] > 10
+            async with http.get(
+                f"{base}/v1/alerts", headers={"Authorization": f"Bearer {admin.group(1)}"}
+            ) as response:
+                listed = {a["id"]: a for a in (await response.json())["alerts"]}
+            assert listed[alert_id]["deliveries"] == counts  # the list carries them too
             async with http.get(f"{base}/") as response:
                 assert "Avoid Market St" in await response.text()
     finally:

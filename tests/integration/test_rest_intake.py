@@ -242,11 +242,15 @@ async def test_responder_may_not_issue(app: RunningService) -> None:
 
 
 async def test_list_pages_newest_first(app: RunningService) -> None:
-    """GET /v1/alerts lists newest first and pages with `next`."""
+    """GET /v1/alerts lists newest first, each with its delivery counts, and pages with
+    `next`."""
     ids = [(await post(app, with_(headline=f"Alert {n}")))[1]["id"] for n in range(5)]
     async with app.http.get(f"{app.url}/v1/alerts?limit=3", headers=app.auth()) as resp:
         page = await resp.json()
     assert [a["id"] for a in page["alerts"]] == ids[::-1][:3]
+    for listed in page["alerts"]:
+        async with app.http.get(f"{app.url}/v1/alerts/{listed['id']}", headers=app.auth()) as r:
+            assert listed["deliveries"] == (await r.json())["deliveries"]
     async with app.http.get(app.url + page["next"], headers=app.auth()) as resp:
         rest = await resp.json()
     assert [a["id"] for a in rest["alerts"]] == ids[::-1][3:]
