@@ -58,6 +58,13 @@ class MalformedPayload(PayloadError):
     code = "malformed_json"
 
 
+class UnsupportedMediaType(IntakeError):
+    """A body in a media type the route does not take."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class PayloadTooLarge(IntakeError):
     """The body is larger than the configured limit."""
 

@@ -15,20 +15,19 @@ Handlers translate to and from HTTP only: the rules live in `broadcaster.approva
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from adapters.http.access import authenticate
-from adapters.http.errors import json_error, json_response
+from adapters.http.errors import json_error, json_object_body, json_response
 from adapters.http.views import alert_view
 from alerts.models import MsgType
 from broadcaster.approval import AlertNotFound, clean_reason
 from broadcaster.audit import AuditEntry, actor_detail
 from broadcaster.corrections import correction_request, template_listing, template_submission
-from broadcaster.errors import IntakeError, MalformedPayload, PayloadError
+from broadcaster.errors import IntakeError, PayloadError, UnsupportedMediaType
 from broadcaster.intake import PayloadFormat, Submission
 from broadcaster.ports import AlertState, Role
 from broadcaster.service import Service
@@ -43,19 +42,6 @@ def register_alert_actions(app: web.Application, service: Service) -> None:
     app.router.add_post("/v1/alerts/{id}/reject", routes.reject)
     app.router.add_post("/v1/alerts/{id}/cancel", routes.cancel)
     app.router.add_get("/v1/templates", routes.templates)
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise IntakeError("send application/json", code="unsupported_media_type")
-    raw = await request.read()
-    try:
-        body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedPayload(f"body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise PayloadError("body must be a JSON object")
-    return body
 
 
 def _only(body: dict[str, Any], *allowed: str) -> None:
@@ -73,7 +59,7 @@ class AlertActions:
 
     async def approve(self, request: web.Request) -> web.Response:
         token = await authenticate(request, self._service, Role.APPROVER)
-        body = await _json_object(request)
+        body = await json_object_body(request)
         _only(body, "reason")
         stored = await self._service.approvals.approve(
             request.match_info["id"], token, body.get("reason")
@@ -84,7 +70,7 @@ class AlertActions:
 
     async def reject(self, request: web.Request) -> web.Response:
         token = await authenticate(request, self._service, Role.APPROVER)
-        body = await _json_object(request)
+        body = await json_object_body(request)
         _only(body, "reason")
         stored = await self._service.approvals.reject(
             request.match_info["id"], token, body.get("reason")
@@ -95,7 +81,7 @@ class AlertActions:
         service = self._service
         token = await authenticate(request, service, Role.ISSUER)
         if request.content_type != "application/json":
-            return json_error(415, "unsupported_media_type", "send application/json")
+            raise UnsupportedMediaType("send application/json")
         key = request.headers.get("Idempotency-Key")
         if key is not None and not 1 <= len(key) <= 200:
             raise IntakeError(
@@ -120,7 +106,7 @@ class AlertActions:
         those the alert reached, never held for approval; audited with the reason."""
         service = self._service
         token = await authenticate(request, service, Role.ISSUER, Role.APPROVER)
-        body = await _json_object(request)
+        body = await json_object_body(request)
         _only(body, "reason", "values")
         reason = clean_reason(body.get("reason"))
         values = body.get("values")

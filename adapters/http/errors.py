@@ -6,9 +6,11 @@ client gets an opaque message (internals and secrets never reach a response).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -19,7 +21,9 @@ from broadcaster.errors import (
     AuthThrottled,
     IntakeError,
     MalformedPayload,
+    PayloadError,
     StoreError,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,27 @@ def json_error(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     return json_response({"error": code, "detail": detail}, status=status, headers=headers)
+
+
+async def json_object_body(request: web.Request, *, required: bool = False) -> dict[str, Any]:
+    """The body as a JSON object. An empty body is `{}` whatever its media type (a bare
+    POST of an action whose fields are optional, or whose missing field the caller names),
+    unless `required`: then 422 `invalid_request`. Otherwise: not application/json 415,
+    not JSON 400 `malformed_json`, not an object 422 `invalid_request`."""
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise PayloadError("send a JSON object", code="invalid_request")
+        return {}
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("send application/json")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise MalformedPayload(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise PayloadError("send a JSON object", code="invalid_request")
+    return body
 
 
 async def read_form(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import re
 from collections import OrderedDict
@@ -36,13 +35,12 @@ from aiohttp import web
 from pydantic_core import to_json
 
 from adapters.http.access import client_of, route_name
-from adapters.http.errors import json_error, json_response
+from adapters.http.errors import json_error, json_object_body, json_response
 from adapters.http.signing import Signer
 from broadcaster.auth import require_role
 from broadcaster.errors import (
     AuthError,
     IntakeError,
-    MalformedPayload,
     PayloadError,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -65,11 +63,6 @@ STREAM_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
-
-
-class UnsupportedMediaType(IntakeError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 def reply_view(reply: StoredReply, cluster_count: int) -> dict[str, Any]:
@@ -197,7 +190,7 @@ class ResponderApi:
 
     async def act(self, request: web.Request) -> web.Response:
         token = await self.authenticate(request)
-        body = await _json_body(request, required=False)
+        body = await json_object_body(request)
         note = body.get("note")
         if note is not None and not isinstance(note, str):
             raise PayloadError("note must be text", code="invalid_note")
@@ -209,7 +202,7 @@ class ResponderApi:
 
     async def respond(self, request: web.Request) -> web.Response:
         token = await self.authenticate(request)
-        body = await _json_body(request, required=True)
+        body = await json_object_body(request, required=True)
         text = body.get("text")
         if not isinstance(text, str) or not 1 <= len(text.strip()) <= MAX_ANSWER:
             raise PayloadError(f"text: 1 to {MAX_ANSWER} characters", code="invalid_answer")
@@ -303,23 +296,6 @@ class ResponderApi:
     async def close(self) -> None:
         """End every stream (server shutdown)."""
         self._closing.set()
-
-
-async def _json_body(request: web.Request, *, required: bool) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        if required:
-            raise PayloadError("send a JSON object", code="invalid_request")
-        return {}
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType("send application/json")
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise MalformedPayload(f"body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise PayloadError("send a JSON object", code="invalid_request")
-    return body
 
 
 def _resume_id(request: web.Request) -> int | None:

@@ -122,6 +122,35 @@ async def test_self_approval_is_refused_and_another_approver_sends_it(tmp_path: 
         )
 
 
+async def test_action_bodies_bare_wrong_type_or_broken_get_clear_4xx(tmp_path: Path) -> None:
+    """approve / reject / cancel: a bare POST (no body, no type) is read as `{}`, so the
+    answer names what is missing (422 reason_required); a body not JSON-typed is 415, broken
+    JSON 400, a JSON array 422. Nothing changes state."""
+    async with desk(tmp_path, {"recording": RecordingChannel()}) as app:
+        view = await issue(app, severity="Extreme")
+        for action in ("approve", "reject", "cancel"):
+            url = f"{app.url}/v1/alerts/{view['id']}/{action}"
+            role = Role.ISSUER if action == "cancel" else Role.APPROVER
+            cases: list[tuple[bytes, dict[str, str], int, str]] = [
+                (b"", {}, 422, "reason_required"),
+                (b"reason=ok", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+                (b'{"reason": ', {"Content-Type": "application/json"}, 400, "malformed_json"),
+                (b"[]", {"Content-Type": "application/json"}, 422, "invalid_request"),
+            ]
+            for body, headers, status, code in cases:
+                async with app.http.post(
+                    url, data=body, headers={**app.auth(role), **headers}
+                ) as response:
+                    answer = await response.json()
+                    assert (response.status, answer["error"]) == (status, code), (
+                        action,
+                        body,
+                        answer,
+                    )
+        status, fetched = await call(app, "GET", f"/v1/alerts/{view['id']}", Role.ISSUER)
+        assert fetched["state"] == "pending_approval"
+
+
 async def test_a_rejected_alert_is_never_sent_nor_public(tmp_path: Path) -> None:
     """Rejecting needs a reason, moves the alert to rejected, is audited; it cannot be
     approved afterwards and never reaches a channel or the public."""
