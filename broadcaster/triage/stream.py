@@ -4,7 +4,8 @@ Contract, one output line per non-blank input line, in order:
 - input `{"id": ..., "text": "..."}` → `{"id", "categories", "score", "entities",
   "cluster", "cluster_count"}`; a missing `id` is `null`; extra input keys are ignored;
 - a line that is not a JSON object, or whose `text` is missing or not a string →
-  `{"id": <id or null>, "error": "bad_json" | "bad_text", "detail": "..."}`, and the
+  `{"id": <id or null>, "categories": [], "error": "bad_json" | "bad_text", "detail": "..."}`
+  (no category, so a reader that only looks at `categories` files it nowhere), and the
   stream goes on;
 - blank lines are skipped.
 Clusters are kept across the whole stream (one `Clusterer` per call).
@@ -37,15 +38,15 @@ def _one(line: str, classifier: Callable[[str], Triage], clusters: Clusterer) ->
     try:
         item = json.loads(line)
     except (ValueError, RecursionError) as exc:
-        return {"id": None, "error": "bad_json", "detail": f"not JSON: {exc}"[:200]}
+        return _refused(None, "bad_json", f"not JSON: {exc}"[:200])
     if not isinstance(item, dict):
-        return {"id": None, "error": "bad_json", "detail": "each line must be a JSON object"}
+        return _refused(None, "bad_json", "each line must be a JSON object")
     ident = item.get("id")
     if not isinstance(ident, str | int | float) or isinstance(ident, bool):
         ident = None if ident is None else json.dumps(ident)[:100]
     text = item.get("text")
     if not isinstance(text, str):
-        return {"id": ident, "error": "bad_text", "detail": '"text" must be a string'}
+        return _refused(ident, "bad_text", '"text" must be a string')
     triage = classifier(text)
     placed = clusters.assign(text, triage.entities)
     return {
@@ -54,3 +55,7 @@ def _one(line: str, classifier: Callable[[str], Triage], clusters: Clusterer) ->
         "cluster": placed.cluster_id,
         "cluster_count": placed.count,
     }
+
+
+def _refused(ident: object, error: str, detail: str) -> dict[str, Any]:
+    return {"id": ident, "categories": [], "error": error, "detail": detail}

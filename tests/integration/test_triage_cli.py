@@ -41,9 +41,9 @@ def test_classify_lines_with_ids_errors_and_clusters() -> None:
     assert retweet["id"] is None
     assert retweet["cluster"] == first["cluster"]
     assert retweet["cluster_count"] == 2
-    assert bad == {"id": None, "error": "bad_json", "detail": bad["detail"]}
+    assert bad == {"id": None, "categories": [], "error": "bad_json", "detail": bad["detail"]}
     assert no_text["id"] == 7
-    assert no_text["error"] == "bad_text"
+    assert (no_text["error"], no_text["categories"]) == ("bad_text", [])
     assert prayer["categories"] == []
 
 
