@@ -23,6 +23,7 @@ from adapters.store.postgres import PostgresStore
 from adapters.store.schema import LATEST_VERSION
 from adapters.x import XChannel
 from adapters.x_mentions import MentionsPoller
+from broadcaster.audience import DirectoryFollower
 from broadcaster.clusters import Clusterer
 from broadcaster.config import Settings
 from broadcaster.dispatcher import Dispatcher, DispatchPolicy
@@ -70,12 +71,16 @@ async def _running(
     if isinstance(x_channel, XChannel):
         service.desk.return_channels[ReplySource.X] = x_channel
     if isinstance(sms, SmsChannel):
-
-        async def reload_subscribers() -> None:
-            await sms.directory.load(store)
-            gc.freeze()  # the new index lives until the next reload, as at start (serve)
-
+        # The new index lives until the next reload, as at start (serve): frozen out of GC.
+        follower = DirectoryFollower(
+            sms.directory,
+            store,
+            poll_seconds=settings.channels.sms.subscribers_poll_seconds,
+            after_reload=gc.freeze,
+        )
+        reload_subscribers = follower.reload
         service.subscribers_changed.append(reload_subscribers)
+        service.add_task(follower.run(), name="subscriber-changes")
         directory = sms.directory
 
         async def opted(phone: str, opted_out: bool) -> None:

@@ -14,15 +14,26 @@ Contract:
   area, so a missing area never becomes a city-wide text. With `required_group` (the SMS
   exercise group) only subscribers in that group, whatever else matches.
 - `language_of(phone)` is the subscriber's language, for choosing the info block to send.
+- `version` is the store's `subscribers_version` the directory was loaded at (read before
+  the load, so a write during it is not missed). `DirectoryFollower` keeps a directory in
+  step with writes this process did not make (the CLI's `subscribers import`, another
+  `serve` on the same PostgreSQL): it polls that version and reloads when it moved. A
+  reload rebuilds the whole index (about 2 s per million subscribers), at most once a poll.
+  A directory never loaded from the store (`version` None: built from a list) is left as is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
 
 from alerts.geo import GeoIndex
 from alerts.models import Alert
+from broadcaster.errors import StoreError
 from broadcaster.ports import Store, Subscriber
+
+log = logging.getLogger(__name__)
 
 
 class SubscriberDirectory:
@@ -32,11 +43,14 @@ class SubscriberDirectory:
         self._opted_out: set[str] = set()
         self._flagged: set[str] = set()
         self._index = GeoIndex([], [], [])
+        self.version: int | None = None
         self.replace(subscribers)
 
     async def load(self, store: Store) -> int:
         """Rebuild from the store's active subscribers; returns how many."""
+        version = await store.subscribers_version()
         self.replace(await store.active_subscribers())
+        self.version = version
         return len(self._subscribers)
 
     def replace(self, subscribers: Sequence[Subscriber]) -> None:
@@ -84,3 +98,43 @@ class SubscriberDirectory:
     def flag(self, phone: str) -> None:
         """Out at once: the provider refused the number (invalid, not a mobile)."""
         self._flagged.add(phone)
+
+
+class DirectoryFollower:
+    """Reloads `directory` from `store` whenever the subscribers changed since its load,
+    checking every `poll_seconds`. `after_reload` runs after each reload (the service
+    freezes the new index out of garbage collection)."""
+
+    def __init__(
+        self,
+        directory: SubscriberDirectory,
+        store: Store,
+        *,
+        poll_seconds: float,
+        after_reload: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._directory = directory
+        self._store = store
+        self._poll_seconds = poll_seconds
+        self._after_reload = after_reload
+        self._lock = asyncio.Lock()
+
+    async def reload(self) -> None:
+        """Rebuild now (in-process changes call this too); one reload at a time."""
+        async with self._lock:
+            await self._directory.load(self._store)
+            self._after_reload()
+
+    async def run(self) -> None:
+        """Poll until cancelled; a failing store is logged and tried again next time."""
+        while True:
+            await asyncio.sleep(self._poll_seconds)
+            loaded_at = self._directory.version
+            if loaded_at is None:
+                continue  # built from a given list, not from the store: nothing to follow
+            try:
+                if await self._store.subscribers_version() != loaded_at:
+                    log.info("subscribers changed: reloading the SMS audience index")
+                    await self.reload()
+            except StoreError as exc:
+                log.warning("checking for subscriber changes failed: %s", exc)

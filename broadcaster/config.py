@@ -174,6 +174,9 @@ class SmsSettings(_Section):
     # unstored; opt-out keywords (STOP ...) are never limited.
     inbound_per_minute: Annotated[float, Field(gt=0, le=10_000)] = 6.0
     inbound_burst: Annotated[int, Field(ge=1, le=10_000)] = 10
+    # How often each process checks for subscriber writes it did not make (the CLI's
+    # import, another process) and reloads its audience index.
+    subscribers_poll_seconds: Annotated[float, Field(ge=0.05, le=3600)] = 5.0
 
 
 class XSettings(_Section):

@@ -106,6 +106,12 @@ class PostgresDirectory(PostgresBase):
             rows = await self._pool.fetch(subscribers_sql.POSTGRES_ACTIVE)
         return subscribers_sql.active_from_rows(rows)
 
+    async def subscribers_version(self) -> int:
+        self._check_open()
+        with translated("subscribers_version"):
+            version = await self._pool.fetchval(subscribers_sql.VERSION)
+        return int(version)
+
     # --- API tokens (listing and revocation: adapters.store.tokens_sql) ---------------------
 
     async def create_token(self, token: ApiToken) -> None:

@@ -44,6 +44,7 @@ from adapters.store.schema_v6_v11 import (
     V11_POSTGRES,
     V11_SQLITE,
 )
+from adapters.store.schema_v12 import V12_POSTGRES, V12_SQLITE
 from alerts.models import READ_BACK, Alert, MsgType, format_cap_time, reference_parts
 from broadcaster.ports import (
     REACHED_STATES,
@@ -104,6 +105,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "reply_events: the responder feed; replies_cluster", V9_SQLITE, V9_POSTGRES),
     Migration(10, "alerts: template and approval decision", V10_SQLITE, V10_POSTGRES),
     Migration(11, "channel_leases; event notifications", V11_SQLITE, V11_POSTGRES),
+    Migration(12, "subscriber_changes: a counter of subscriber writes", V12_SQLITE, V12_POSTGRES),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

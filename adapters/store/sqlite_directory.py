@@ -85,6 +85,10 @@ class SqliteDirectory(SqliteBase):
         rows = await self._fetch(subscribers_sql.SQLITE_ACTIVE, ())
         return subscribers_sql.active_from_rows(rows)
 
+    async def subscribers_version(self) -> int:
+        rows = await self._fetch(subscribers_sql.VERSION, ())
+        return int(rows[0][0])
+
     # --- API tokens (listing and revocation: adapters.store.tokens_sql) ---------------------
 
     async def create_token(self, token: ApiToken) -> None:

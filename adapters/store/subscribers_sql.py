@@ -67,6 +67,9 @@ _SQLITE_DELETE = "DELETE FROM subscribers WHERE phone = ?"
 _SQLITE_SET_OPTED_OUT = "UPDATE subscribers SET opted_out_at = ? WHERE phone = ?"
 _SQLITE_FLAG = "UPDATE subscribers SET flagged = ?, flagged_at = ? WHERE phone = ?"
 
+# Both backends: schema step 12's counter of subscriber writes (kept by triggers).
+VERSION = "SELECT version FROM subscriber_changes WHERE id = 1"
+
 # --- PostgreSQL --------------------------------------------------------------------------
 
 # $1..$9 one array per column, $10 created_at. One statement for the whole list; ordinality

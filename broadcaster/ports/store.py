@@ -162,6 +162,11 @@ class Store(Outbox, ReplyStore, Protocol):
         from these)."""
         ...
 
+    async def subscribers_version(self) -> int:
+        """A number that grows with every write to the subscribers, by any process: when it
+        moved, an audience index built before is out of date."""
+        ...
+
     async def get_alert(self, alert_id: str) -> StoredAlert | None: ...
 
     async def get_alerts(self, alert_ids: Sequence[str]) -> list[StoredAlert]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import aiohttp
 from adapters.server import running_service
 from adapters.simulators.twilio import TwilioSimulator
 from adapters.sms import SmsChannel
+from adapters.store import open_store
 from broadcaster.audience import SubscriberDirectory
 from broadcaster.auth import create_token
 from broadcaster.config import SmsSettings, load_settings
@@ -28,7 +30,7 @@ MARKET = {"description": "Market St", "circle": {"lat": 53.48, "lon": -2.24, "ra
 
 @contextlib.asynccontextmanager
 async def desk(
-    tmp_path: Path, channels: Mapping[str, Channel], **overrides: Any
+    tmp_path: Path, extra_channels: Mapping[str, Channel], **overrides: Any
 ) -> AsyncIterator[RunningService]:
     """The whole service on loopback with these channels, a token per role and a second
     issuer (`tokens["issuer2"]`)."""
@@ -37,7 +39,7 @@ async def desk(
     overrides.setdefault("delivery", {"poll_seconds": 0.05, "shutdown_grace_seconds": 1.0})
     settings = load_settings(None, **overrides)
     async with (
-        running_service(settings, extra_channels=channels) as (service, url),
+        running_service(settings, extra_channels=extra_channels) as (service, url),
         aiohttp.ClientSession() as http,
     ):
         running = RunningService(service, url, http)
@@ -393,3 +395,33 @@ async def test_cancel_uses_the_templates_own_correction(tmp_path: Path) -> None:
             app, "POST", f"/v1/alerts/{held['id']}/cancel", Role.ISSUER, {"reason": "x"}
         )
         assert (status, error["error"]) == (409, "not_sent")
+
+
+async def test_subscribers_written_by_another_process_are_texted_next(tmp_path: Path) -> None:
+    """A subscriber written to the database by another process (as `subscribers import`
+    does) is in the next alert's SMS audience without a restart; one deleted there is out."""
+    database = tmp_path / "desk.db"
+    async with TwilioSimulator(mps=100) as twilio:
+        channel = sms_channel(twilio, 0)
+        async with desk(
+            tmp_path,
+            {"sms": channel},
+            channels={"sms": {"subscribers_poll_seconds": 0.1}},
+        ) as app:
+            await channel.directory.load(app.service.store)  # as serve does at start
+            other = await open_store(f"sqlite:///{database}")  # the CLI's own connection
+            try:
+                newcomer, leaver = people(2)
+                await other.upsert_subscribers([newcomer, leaver], datetime.now(UTC))
+                await until(lambda: len(channel.directory) == 2, 5, "the import picked up")
+                await issue(app, areas=[CENTRE])
+                await until(lambda: len(twilio.messages) == 2, 10, "both texted")
+                assert await other.delete_subscriber(leaver.phone)
+                await until(lambda: len(channel.directory) == 1, 5, "the delete picked up")
+                await issue(app, areas=[CENTRE])
+                await until(lambda: len(twilio.messages) == 3, 10, "the third text")
+            finally:
+                await other.close()
+        to = [m["to"] for m in twilio.messages]
+        assert sorted(to[:2]) == sorted([newcomer.phone, leaver.phone])
+        assert to[2:] == [newcomer.phone]

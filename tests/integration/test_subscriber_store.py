@@ -234,3 +234,28 @@ async def test_upsert_never_clears_a_flag_and_a_new_record_keeps_a_given_one(
     assert created is not None
     assert (created.flagged, created.flagged_at) == ("21211 invalid 'To' number", T0)
     assert [s.phone for s in await store.active_subscribers()] == ["+15550003"]
+
+
+async def test_every_kind_of_subscriber_write_moves_the_version(store: Store) -> None:
+    """subscribers_version grows on insert, update (import, opt-out, flag) and delete, and
+    stays put on reads: what tells other processes to reload their audience."""
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    seen = [await store.subscribers_version()]
+
+    async def moved() -> bool:
+        seen.append(await store.subscribers_version())
+        return seen[-1] > seen[-2]
+
+    await store.upsert_subscribers([sub("+447700900001"), sub("+447700900002")], at)
+    assert await moved()
+    await store.upsert_subscribers([sub("+447700900001", language="cy")], at)
+    assert await moved()
+    assert await store.set_opted_out("+447700900001", at)
+    assert await moved()
+    assert await store.flag_subscriber("+447700900002", "21614 not a mobile number", at)
+    assert await moved()
+    await store.active_subscribers()
+    await store.list_subscribers(limit=10)
+    assert not await moved()
+    assert await store.delete_subscriber("+447700900002")
+    assert await moved()

@@ -1,0 +1,51 @@
+"""DDL of schema step 12: a counter of subscriber writes, so every process can tell that its
+in-memory SMS audience index is out of date. Later steps go here too while this module stays
+under 400 lines.
+
+Contract (as `schema_v6_v11`): each `V<n>_SQLITE` / `V<n>_POSTGRES` pair is one step of
+`schema.MIGRATIONS` spelled for each backend; released strings are never edited; pure data,
+imported only by `adapters.store.schema`.
+"""
+
+from __future__ import annotations
+
+# v12: `subscriber_changes.version` grows with every write to `subscribers`: an insert, an
+# update (opt-out, flag, import) or a delete, whichever process or tool made it (the CLI's
+# `subscribers import`, another `serve` on the same PostgreSQL). Triggers keep it, so no
+# write path can forget to. Each process polls it and reloads its audience index when it
+# moves (`broadcaster.audience.DirectoryFollower`). SQLite only has row triggers: one counter
+# update per row, in the writing transaction. PostgreSQL bumps it once per statement, so a
+# 100,000-row import (one statement) does not rewrite one hot row 100,000 times.
+V12_SQLITE = """
+CREATE TABLE subscriber_changes (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO subscriber_changes (id, version) VALUES (1, 0);
+CREATE TRIGGER subscribers_changed_on_insert AFTER INSERT ON subscribers
+BEGIN
+    UPDATE subscriber_changes SET version = version + 1 WHERE id = 1;
+END;
+CREATE TRIGGER subscribers_changed_on_update AFTER UPDATE ON subscribers
+BEGIN
+    UPDATE subscriber_changes SET version = version + 1 WHERE id = 1;
+END;
+CREATE TRIGGER subscribers_changed_on_delete AFTER DELETE ON subscribers
+BEGIN
+    UPDATE subscriber_changes SET version = version + 1 WHERE id = 1;
+END;
+"""
+V12_POSTGRES = """
+CREATE TABLE subscriber_changes (
+    id integer PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL
+);
+INSERT INTO subscriber_changes (id, version) VALUES (1, 0);
+CREATE FUNCTION subscribers_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE subscriber_changes SET version = version + 1 WHERE id = 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER subscribers_changed AFTER INSERT OR UPDATE OR DELETE ON subscribers
+    FOR EACH STATEMENT EXECUTE FUNCTION subscribers_count_change();
+"""
