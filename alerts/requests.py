@@ -3,12 +3,13 @@
 The JSON form is flat: the top-level text fields make the first info block; `translations`
 add one info block per further language, sharing the first block's event classification and
 areas. Unknown fields are refused so that a typo ("instructions") is an error, not a silent drop.
+`request_form` reads a stored alert back in the same names, for API answers.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -219,3 +220,58 @@ class AlertRequest(_Strict):
             references=tuple(self.references) if references is None else references,
             infos=(first, *others),
         )
+
+
+def request_form(alert: Alert) -> dict[str, Any]:
+    """The alert's text, classification and areas in our JSON form's names: what a desk
+    posted comes back as it was sent (`to_alert` read backwards). From the first info block:
+    `event, description, instruction, certainty, category, language, areas`; the other
+    blocks as `translations`. The form has one polygon and one circle per area: a CAP area
+    with more shows its first of each here (the whole alert is always given as CAP too).
+    A CAP alert may have no info block (a bare Cancel): then the text fields are None and
+    the lists empty."""
+    if not alert.infos:
+        return {
+            "event": None,
+            "description": None,
+            "instruction": None,
+            "certainty": None,
+            "category": [],
+            "language": None,
+            "areas": [],
+            "translations": [],
+        }
+    first, *others = alert.infos
+    return {
+        "event": first.event,
+        "description": first.description,
+        "instruction": first.instruction,
+        "certainty": first.certainty.value,
+        "category": [c.value for c in first.categories],
+        "language": first.language,
+        "areas": [_area_form(area) for area in first.areas],
+        "translations": [
+            {
+                "language": info.language,
+                "event": info.event,
+                "headline": info.headline,
+                "description": info.description,
+                "instruction": info.instruction,
+            }
+            for info in others
+        ],
+    }
+
+
+def _area_form(area: Area) -> dict[str, Any]:
+    form: dict[str, Any] = {"description": area.description}
+    if area.polygons:
+        form["polygon"] = [[p.lat, p.lon] for p in area.polygons[0].points]
+    if area.circles:
+        circle = area.circles[0]
+        form["circle"] = {"lat": circle.lat, "lon": circle.lon, "radius_km": circle.radius_km}
+    geocodes: dict[str, list[str]] = {}
+    for pair in area.geocodes:
+        geocodes.setdefault(pair.value_name, []).append(pair.value)
+    form["geocodes"] = {k: v[0] if len(v) == 1 else v for k, v in geocodes.items()}
+    return form

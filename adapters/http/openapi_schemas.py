@@ -78,6 +78,15 @@ def component_schemas() -> dict[str, Any]:
                 "urgency": {"type": "string"},
                 "expires": {"type": ["string", "null"]},
                 "headline": {"type": ["string", "null"]},
+                # As posted (alerts.requests.request_form); the CAP form is `alert`.
+                "event": {"type": ["string", "null"]},
+                "description": {"type": ["string", "null"]},
+                "instruction": {"type": ["string", "null"]},
+                "certainty": {"type": ["string", "null"]},
+                "category": {"type": "array", "items": {"type": "string"}},
+                "language": {"type": ["string", "null"]},
+                "areas": {"type": "array", "items": {"type": "object"}},
+                "translations": {"type": "array", "items": {"type": "object"}},
                 "alert": {"type": "object"},
                 "links": {"type": "object"},
                 "deliveries": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.render import pick_info
+from alerts.requests import request_form
 from broadcaster.planner import is_live
 from broadcaster.ports import AlertEventKind, DeliveryRecord, StoredAlert
 
@@ -28,6 +29,8 @@ def alert_view(stored: StoredAlert, base_url: str) -> dict[str, Any]:
         "urgency": alert.urgency.value,
         "expires": expires.isoformat() if expires else None,
         "headline": next((i.headline for i in alert.infos if i.headline), None),
+        # The rest of what the desk posted, in the same names (alerts.requests.request_form).
+        **request_form(alert),
         "template": stored.template,
         "decision": _decision(stored),
         "alert": alert.model_dump(mode="json", exclude_none=True),

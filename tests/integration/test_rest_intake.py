@@ -63,6 +63,48 @@ async def test_valid_alert_is_stored_and_returned(app: RunningService) -> None:
     assert fetched["alert"]["infos"][0]["headline"] == GOOD["headline"]
 
 
+async def test_the_answer_gives_back_what_was_sent_in_its_own_names(app: RunningService) -> None:
+    """Every field of the JSON form that was posted comes back under the same name: text,
+    classification, areas (polygon, circle, geocodes, one or several values) and
+    translations; the CAP form stays under `alert`."""
+    sent = {
+        **GOOD,
+        "language": "en-GB",
+        "areas": [
+            {
+                "description": "Centre",
+                "polygon": [[53.47, -2.25], [53.49, -2.25], [53.49, -2.23], [53.47, -2.25]],
+                "circle": {"lat": 53.48, "lon": -2.24, "radius_km": 1.5},
+                "geocodes": {"postcode": ["M1", "M2"], "ward": "City Centre"},
+            },
+            {"description": "Station", "circle": {"lat": 53.47, "lon": -2.23, "radius_km": 0.2}},
+        ],
+        "translations": [
+            {"language": "cy", "headline": "Osgowch Stryd y Farchnad", "description": "Nwy"}
+        ],
+    }
+    status, body = await post(app, json.dumps(sent).encode())
+    assert status == 201, body
+    async with app.http.get(f"{app.url}/v1/alerts/{body['id']}", headers=app.auth()) as resp:
+        fetched = await resp.json()
+    for view in (body, fetched):
+        for name in ("event", "headline", "description", "instruction", "severity"):
+            assert view[name] == sent[name], name
+        for name in ("urgency", "certainty", "category", "language", "channels"):
+            assert view[name] == sent[name], name
+        assert view["areas"] == [{**sent["areas"][0]}, {**sent["areas"][1], "geocodes": {}}]
+        assert view["translations"] == [
+            {
+                "language": "cy",
+                "event": "Gas leak",  # a translation shares the first block's event
+                "headline": "Osgowch Stryd y Farchnad",
+                "description": "Nwy",
+                "instruction": None,
+            }
+        ]
+        assert view["alert"]["infos"][0]["areas"][0]["circles"][0]["radius_km"] == 1.5
+
+
 async def test_repeated_idempotency_key_returns_first_alert(app: RunningService) -> None:
     """The same Idempotency-Key and body give 200 and the first alert's id, stored once."""
     first_status, first = await post(app, json.dumps(GOOD).encode(), **{"Idempotency-Key": "k1"})
@@ -88,6 +130,31 @@ async def test_repeated_cap_alert_returns_first(app: RunningService) -> None:
     assert (first_status, again_status) == (201, 200)
     assert first["id"] == again["id"]
     assert first["alert"]["identifier"] == "43b080713727"
+
+
+async def test_every_corpus_cap_alert_reads_back_through_the_api(app: RunningService) -> None:
+    """Each real and spec CAP file posts (201) and reads back (200) through GET one and the
+    list, info-less Cancel included: the JSON-form view of any CAP alert never fails, nor
+    do its public page, its CAP, the list page or the feeds."""
+    files = sorted((CAP_DIR / "real").glob("*.xml")) + sorted(
+        (CAP_DIR / "spec_examples").glob("*.xml")
+    )
+    for path in files:
+        status, body = await post(app, path.read_bytes(), "application/cap+xml")
+        assert status in (200, 201), (path.name, body)
+        for view in body.get("alerts", [body]):
+            url = f"{app.url}/v1/alerts/{view['id']}"
+            async with app.http.get(url, headers=app.auth()) as resp:
+                assert resp.status == 200, path.name
+                assert (await resp.json())["areas"] == view["areas"]
+            for public in (f"/alerts/{view['id']}", f"/alerts/{view['id']}.cap"):
+                async with app.http.get(app.url + public) as resp:
+                    assert resp.status in (200, 404), (path.name, public, resp.status)
+    for public in ("/", "/feed.atom", "/cap/index.atom"):
+        async with app.http.get(app.url + public) as resp:
+            assert resp.status == 200, public
+    async with app.http.get(f"{app.url}/v1/alerts?limit=500", headers=app.auth()) as resp:
+        assert resp.status == 200
 
 
 async def test_cap_collection_stores_every_alert(app: RunningService) -> None:

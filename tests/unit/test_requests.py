@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from alerts.cap import parse_cap, to_cap_xml
 from alerts.models import Alert, Info, MsgType, Severity
-from alerts.requests import AlertRequest
+from alerts.requests import AlertRequest, request_form
 
 SENT = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
@@ -159,3 +160,45 @@ def test_time_with_no_utc_equivalent_is_refused_naming_the_field(field: str, val
     """A time that overflows once converted to UTC is refused at the model, naming the field."""
     with pytest.raises(ValidationError, match=rf"{field}\n.*out of range once converted to UTC"):
         build(**{field: value})
+
+
+def test_request_form_reads_an_alert_back_in_the_posted_names() -> None:
+    """`request_form` gives back the posted text, classification, areas and translations."""
+    area = {
+        "description": "Centre",
+        "polygon": [[1.0, 1.0], [1.0, 2.0], [2.0, 2.0], [1.0, 1.0]],
+        "circle": {"lat": 1.5, "lon": 1.5, "radius_km": 2.0},
+        "geocodes": {"postcode": ["M1", "M2"], "ward": "City"},
+    }
+    alert = build(
+        description="Leak",
+        category=["Safety", "Env"],
+        language="en-GB",
+        areas=[area],
+        translations=[{"language": "cy", "headline": "Osgowch"}],
+    )
+    form = request_form(alert)
+    assert form["areas"] == [area]
+    assert (form["event"], form["description"], form["instruction"]) == ("Gas leak", "Leak", None)
+    assert (form["category"], form["language"], form["certainty"]) == (
+        ["Safety", "Env"],
+        "en-GB",
+        "Unknown",
+    )
+    assert [(t["language"], t["headline"], t["event"]) for t in form["translations"]] == [
+        ("cy", "Osgowch", "Gas leak")
+    ]
+
+
+def test_request_form_of_an_alert_without_info_blocks() -> None:
+    """A CAP Cancel may carry no info block: the form's text is None, its lists empty."""
+    path = Path(__file__).resolve().parent.parent / "data/cap/real/us_athoc_cancel_no_info.xml"
+    (alert,) = parse_cap(path.read_bytes())
+    assert alert.infos == ()
+    form = request_form(alert)
+    assert (form["event"], form["language"], form["areas"], form["translations"]) == (
+        None,
+        None,
+        [],
+        [],
+    )
