@@ -11,8 +11,8 @@ Contract:
   the caller), by CAP sender+identifier+sent, and over MQTT by the payload's hash, because a
   broker redelivers what a crash left unacknowledged.
 - Every newly stored alert is audited as `alert.create` (id, severity, status, msg_type,
-  state, source, format; the token as actor, or "mqtt") just after its commit; an audit
-  failure is logged and does not undo or refuse the committed alert.
+  state, source, format; the token as actor, or "mqtt") in its own transaction: no stored
+  alert lacks its audit row, and a repeat writes none.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from pydantic import ValidationError
 from alerts.cap import CapError, parse_cap
 from alerts.models import Alert, MsgType, Scope, Severity, reference_parts
 from alerts.requests import AlertRequest
-from broadcaster.audit import record as audit_record
+from broadcaster.audit import AuditEntry
 from broadcaster.errors import IdempotencyConflict, MalformedPayload, PayloadError, StoreError
 from broadcaster.fence import CancelFence
 from broadcaster.metrics import Metrics
 from broadcaster.planner import LIVE_STATUSES, Planner, delivery_priority
-from broadcaster.ports import AlertState, InsertResult, NewAlert, Store, StoredAlert
+from broadcaster.ports import AlertState, InsertResult, NewAlert, Store
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,9 @@ class IntakeService:
             key = self._scoped_key(submission, body_hash, index, len(alerts))
             state = self._initial_state(alert)
             accepted = state is AlertState.ACCEPTED
+            alert_id = new_id()
             new = NewAlert(
-                id=new_id(),
+                id=alert_id,
                 alert=alert,
                 channels=channels,
                 source=submission.source,
@@ -168,6 +169,7 @@ class IntakeService:
                 priority=delivery_priority(alert),
                 template=submission.template,
                 template_values=submission.template_values,
+                audit=_created_entry(submission, alert_id, alert, state),
             )
             try:
                 result = await self._insert(new)
@@ -190,35 +192,11 @@ class IntakeService:
             self._metrics.alerts_received.labels(
                 submission.source, submission.format.value, outcome
             ).inc()
-            if result.created:
-                await self._audit_created(submission, stored)
             results.append(result)
         self._metrics.intake_seconds.labels(submission.source).observe(
             time.perf_counter() - started
         )
         return results
-
-    async def _audit_created(self, submission: Submission, stored: StoredAlert) -> None:
-        """`alert.create` in the audit log, after the alert's commit (the alert row itself
-        keeps `created_by` and `received_at` should the process die in between)."""
-        actor = submission.actor_name or ("system" if submission.actor else submission.source)
-        detail = {
-            "id": stored.id,
-            "severity": stored.alert.severity.value,
-            "status": stored.alert.status.value,
-            "msg_type": stored.alert.msg_type.value,
-            "state": stored.state.value,
-            "source": submission.source,
-            "format": submission.format.value,
-        }
-        if submission.actor:
-            detail["token_id"] = submission.actor
-        if submission.template:
-            detail["template"] = submission.template
-        try:
-            await audit_record(self._store, actor, "alert.create", **detail)
-        except StoreError as exc:  # the alert is committed: answer for it all the same
-            log.error("alert %s stored but not audited: %s", stored.id, exc)
 
     async def _insert(self, new: NewAlert) -> InsertResult:
         """Insert, holding the cancel fence over the alerts an Update/Cancel stops."""
@@ -310,3 +288,26 @@ class IntakeService:
         else:
             return None
         return key if count == 1 else f"{key}#{index}"
+
+
+def _created_entry(
+    submission: Submission, alert_id: str, alert: Alert, state: AlertState
+) -> AuditEntry:
+    """`alert.create` for the audit log, written in the alert's own transaction (only when
+    it is created): the token's name as actor (its id in `token_id`), else "system" or the
+    source ("mqtt")."""
+    actor = submission.actor_name or ("system" if submission.actor else submission.source)
+    detail = {
+        "id": alert_id,
+        "severity": alert.severity.value,
+        "status": alert.status.value,
+        "msg_type": alert.msg_type.value,
+        "state": state.value,
+        "source": submission.source,
+        "format": submission.format.value,
+    }
+    if submission.actor:
+        detail["token_id"] = submission.actor
+    if submission.template:
+        detail["template"] = submission.template
+    return AuditEntry(at=datetime.now(UTC), actor=actor, action="alert.create", detail=detail)

@@ -120,7 +120,7 @@ class PostgresAlerts(PostgresBase):
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"cannot encode alert {new.id}: {exc}") from exc
         with translated("insert_alert"):
-            if schema.plans_in_transaction(new):
+            if schema.plans_in_transaction(new) or new.audit is not None:
                 seq = await self._insert_and_plan(new, params)
             else:
                 seq = await self._pool.fetchval(_INSERT_ALERT, *params)
@@ -141,14 +141,17 @@ class PostgresAlerts(PostgresBase):
         return InsertResult(_alert(row), False)
 
     async def _insert_and_plan(self, new: NewAlert, params: list[object]) -> int | None:
-        """Insert the alert and, when created, its deliveries and its effect on the alerts it
-        references, in one transaction. Returns the new seq, or None on a conflict (then
-        nothing was written)."""
+        """Insert the alert and, when created, its deliveries, its effect on the alerts it
+        references and its audit row, in one transaction. Returns the new seq, or None on a
+        conflict (then nothing was written)."""
         async with self._pool.acquire() as conn, conn.transaction():
             seq = await conn.fetchval(_INSERT_ALERT, *params)
             if seq is None:
                 return None
-            await _plan(conn, new)
+            if schema.plans_in_transaction(new):
+                await _plan(conn, new)
+            if new.audit is not None:  # last: the audit lock is held until the commit
+                await append_audit_in_transaction(conn, new.audit)
             return int(seq)
 
     # --- Approval ---------------------------------------------------------------------------

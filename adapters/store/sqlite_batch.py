@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.store import schema, sqlite_outbox
+from adapters.store.responders_sql import sqlite_append_audit
 from alerts.models import format_cap_time
 from broadcaster.errors import StoreError
 from broadcaster.ports import InsertResult, NewAlert, StoredAlert
@@ -99,6 +100,8 @@ def write_batch_sync(
                 outcome = next(by_alert)
                 if isinstance(outcome, InsertResult) and outcome.created:
                     sqlite_outbox.plan(conn, item.new)
+                    if item.new.audit is not None:
+                        sqlite_append_audit(conn, item.new.audit)
                 outcomes.append(outcome)
             elif isinstance(item, PendingFinish):
                 outcomes.append(None)

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from alerts.models import Alert
+from broadcaster.audit import AuditEntry
 
 
 class AlertState(StrEnum):
@@ -82,6 +83,9 @@ class NewAlert:
     # values given, so that its ready correction can be filled from them.
     template: str | None = None
     template_values: tuple[tuple[str, str], ...] = ()
+    # Appended to the audit log in the alert's own transaction when it is created (not for
+    # a repeat), so no stored alert lacks its `alert.create` row.
+    audit: AuditEntry | None = None
 
 
 @dataclass(frozen=True, slots=True)

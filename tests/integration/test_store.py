@@ -17,6 +17,7 @@ from adapters.store import open_store, schema
 from adapters.store.postgres import PostgresStore
 from adapters.store.sqlite import SqliteStore
 from alerts.models import Alert, Info
+from broadcaster.audit import AuditEntry, verify_chain
 from broadcaster.errors import StoreError
 from broadcaster.ports import AlertState, ApiToken, NewAlert, Role, Store
 from tests.integration.conftest import StoreFactory
@@ -309,3 +310,22 @@ async def test_sqlite_reads_issued_together_fail_alone(tmp_path: Path) -> None:
         assert await store.count_alerts() == 0
     finally:
         await store.close()
+
+
+async def test_an_alert_is_audited_in_its_own_transaction_once(store: Store) -> None:
+    """An insert carrying an audit entry writes it with the alert (chained like any row);
+    a repeat of the alert writes none; an alert pending approval is audited too."""
+    entry = AuditEntry(at=datetime.now(UTC), actor="desk", action="alert.create", detail={"n": 1})
+    first = await store.insert_alert(make_new(key="audited", audit=entry))
+    again = await store.insert_alert(make_new(key="audited", audit=entry))
+    held = make_new(state=AlertState.PENDING_APPROVAL, audit=entry)
+    assert (first.created, again.created, (await store.insert_alert(held)).created) == (
+        True,
+        False,
+        True,
+    )
+    rows = await store.audit_rows(0, 10)
+    assert [(r.actor, r.action, dict(r.detail)) for r in rows] == [
+        ("desk", "alert.create", {"n": 1})
+    ] * 2
+    assert verify_chain(rows) is None
