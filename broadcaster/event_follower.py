@@ -3,8 +3,9 @@ an append-only event table in seq order, each event once.
 
 Contract:
 - `run()` calls `poll()` every `poll_seconds` until cancelled; `wake()` (after a local commit,
-  or a PostgreSQL notification) makes the next poll immediate; a StoreError is logged and the
-  loop goes on.
+  or a PostgreSQL notification) makes the next poll come at once, but never sooner than
+  `MIN_POLL_SECONDS` after the previous one started; a StoreError is logged and the loop
+  goes on.
 - A missing seq (a PostgreSQL identity handed out but not yet committed) holds later events
   back until it fills or `gap_timeout` passes (a rolled-back insert never fills it). So a
   client that resumes from the last id it saw misses nothing.
@@ -24,6 +25,9 @@ from collections.abc import Sequence
 from broadcaster.errors import StoreError
 
 log = logging.getLogger(__name__)
+
+# The shortest time between two polls; what it adds to an event's way out (SSE, feeds).
+MIN_POLL_SECONDS = 0.02
 
 
 class EventFollower:
@@ -58,6 +62,7 @@ class EventFollower:
         if not self._started:
             await self.start()
         while True:
+            started = time.monotonic()
             try:
                 await self.poll()
             except StoreError as exc:
@@ -68,6 +73,11 @@ class EventFollower:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_seconds):
                     await self._wake.wait()
+            # A burst of commits (intake commits a batch every few ms) is read in one poll,
+            # not one poll (two reads) per commit: at most one poll per MIN_POLL_SECONDS.
+            rest = MIN_POLL_SECONDS - (time.monotonic() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
             self._wake.clear()
 
     async def wait_beyond(self, seq: int) -> None:
