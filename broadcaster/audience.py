@@ -18,7 +18,8 @@ Contract:
   the load, so a write during it is not missed). `DirectoryFollower` keeps a directory in
   step with writes this process did not make (the CLI's `subscribers import`, another
   `serve` on the same PostgreSQL): it polls that version and reloads when it moved. A
-  reload rebuilds the whole index (about 2 s per million subscribers), at most once a poll.
+  reload rebuilds the whole index (about 2 s per million subscribers), at most once a poll
+  and at most a tenth of the time.
   A directory never loaded from the store (`version` None: built from a list) is left as is.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from alerts.geo import GeoIndex
@@ -118,17 +120,23 @@ class DirectoryFollower:
         self._poll_seconds = poll_seconds
         self._after_reload = after_reload
         self._lock = asyncio.Lock()
+        self._reload_seconds = 0.0
 
     async def reload(self) -> None:
         """Rebuild now (in-process changes call this too); one reload at a time."""
         async with self._lock:
+            started = time.perf_counter()
             await self._directory.load(self._store)
             self._after_reload()
+            self._reload_seconds = time.perf_counter() - started
 
     async def run(self) -> None:
-        """Poll until cancelled; a failing store is logged and tried again next time."""
+        """Poll until cancelled; a failing store is logged and tried again next time. The
+        wait between polls is at least ten times the last rebuild's duration, so a large
+        index under a stream of writes (a wave of STOP replies after an alert also moves the
+        version) spends at most a tenth of the time rebuilding."""
         while True:
-            await asyncio.sleep(self._poll_seconds)
+            await asyncio.sleep(max(self._poll_seconds, 10 * self._reload_seconds))
             loaded_at = self._directory.version
             if loaded_at is None:
                 continue  # built from a given list, not from the store: nothing to follow
