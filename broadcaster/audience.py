@@ -46,12 +46,30 @@ class SubscriberDirectory:
         self._flagged: set[str] = set()
         self._index = GeoIndex([], [], [])
         self.version: int | None = None
+        # While a load reads the store, the opt-outs, opt-ins and flags applied meanwhile
+        # (they may have been written after the read): replayed over the new index.
+        self._during_load: list[tuple[str, str]] | None = None
         self.replace(subscribers)
 
     async def load(self, store: Store) -> int:
-        """Rebuild from the store's active subscribers; returns how many."""
-        version = await store.subscribers_version()
-        self.replace(await store.active_subscribers())
+        """Rebuild from the store's active subscribers; returns how many. What `opt_out`,
+        `opt_in` and `flag` applied while it read is applied again to the new index: a STOP
+        written just after the read is not undone by the rebuild."""
+        self._during_load = []
+        try:
+            version = await store.subscribers_version()
+            subscribers = await store.active_subscribers()
+            changes, self._during_load = self._during_load, None
+            self.replace(subscribers)
+            for change, phone in changes:
+                if change == "opt_out":
+                    self._opted_out.add(phone)
+                elif change == "opt_in":
+                    self._opted_out.discard(phone)
+                else:
+                    self._flagged.add(phone)
+        finally:
+            self._during_load = None
         self.version = version
         return len(self._subscribers)
 
@@ -92,14 +110,21 @@ class SubscriberDirectory:
 
     def opt_out(self, phone: str) -> None:
         self._opted_out.add(phone)
+        self._remember("opt_out", phone)
 
     def opt_in(self, phone: str) -> None:
         """Back in at once if still indexed; otherwise the next `load` brings them back."""
         self._opted_out.discard(phone)
+        self._remember("opt_in", phone)
 
     def flag(self, phone: str) -> None:
         """Out at once: the provider refused the number (invalid, not a mobile)."""
         self._flagged.add(phone)
+        self._remember("flag", phone)
+
+    def _remember(self, change: str, phone: str) -> None:
+        if self._during_load is not None:
+            self._during_load.append((change, phone))
 
 
 class DirectoryFollower:

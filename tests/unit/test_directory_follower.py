@@ -90,3 +90,23 @@ async def test_a_failing_store_is_retried() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert (store.loads, directory.version) == (2, 1)
+
+
+async def test_a_stop_applied_while_a_load_reads_survives_the_rebuild() -> None:
+    """A STOP (or a flag) applied in memory after the load read the store, whose write the
+    read missed, stays applied over the new index; an opt-in during the load too."""
+    store = CountingStore(load_seconds=0.05)
+    store.subscribers = [
+        Subscriber(f"+44770090000{n}", lat=53.48, lon=-2.24, area_code="M1") for n in range(3)
+    ]
+    directory = SubscriberDirectory()
+    await directory.load(store)  # type: ignore[arg-type]
+    directory.opt_out("+447700900002")
+    loading = asyncio.create_task(directory.load(store))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)  # the read is under way; these land after it
+    directory.opt_out("+447700900000")
+    directory.flag("+447700900001")
+    directory.opt_in("+447700900002")
+    await loading
+    assert len(directory) == 1
+    assert directory.language_of("+447700900000") is not None  # still indexed, but out
