@@ -54,6 +54,12 @@ class RandomIds:
         self._pool = b""
         self._offset = 0
         self._lock = threading.Lock()  # CLI commands may call from other threads
+        # A forked child must not hand out the ids left in its parent's pool.
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._pool, self._offset = b"", 0
+        self._lock = threading.Lock()
 
     def next(self) -> str:
         with self._lock:

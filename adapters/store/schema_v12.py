@@ -15,7 +15,9 @@ from __future__ import annotations
 # write path can forget to. Each process polls it and reloads its audience index when it
 # moves (`broadcaster.audience.DirectoryFollower`). SQLite only has row triggers: one counter
 # update per row, in the writing transaction. PostgreSQL bumps it once per statement, so a
-# 100,000-row import (one statement) does not rewrite one hot row 100,000 times.
+# 100,000-row import (one statement) does not rewrite one hot row 100,000 times. Its function
+# keeps the schema it was created in (`SET search_path FROM CURRENT`), so a session writing
+# `<schema>.subscribers` under another search_path bumps this schema's counter.
 V12_SQLITE = """
 CREATE TABLE subscriber_changes (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -41,7 +43,8 @@ CREATE TABLE subscriber_changes (
     version bigint NOT NULL
 );
 INSERT INTO subscriber_changes (id, version) VALUES (1, 0);
-CREATE FUNCTION subscribers_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION subscribers_count_change() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE subscriber_changes SET version = version + 1 WHERE id = 1;
     RETURN NULL;

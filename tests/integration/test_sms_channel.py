@@ -25,7 +25,7 @@ from tests.support.recording_channel import max_in_window
 SENDERS = ["+15005550001", "+15005550002", "+15005550003"]
 # Loop lateness under which a 429 cannot come from our own jitter: a send's path from the
 # limiter to the simulator's clock is a few loop steps, the margin ~95 ms.
-STALL_BUDGET = 0.03
+STALL_BUDGET = 0.06
 CENTRE = {"description": "centre", "circle": {"lat": 53.48, "lon": -2.24, "radius_km": 5}}
 
 
@@ -94,6 +94,9 @@ async def test_three_senders_share_the_load_within_their_limits(
             assert twilio.counts["rate_limited"] == 0, (
                 f"429s with the loop at most {lag.worst:.3f} s late"
             )
+        else:  # a stall may bunch a few; a limiter that stopped pacing would make hundreds
+            print(f"loop stalled {lag.worst:.3f} s: {twilio.counts['rate_limited']} 429s")
+            assert twilio.counts["rate_limited"] <= 10
         for sender in SENDERS:
             times = sorted(m["at"] for m in twilio.messages if m["from"] == sender)
             assert 90 <= len(times) <= 110  # shared evenly

@@ -6,11 +6,17 @@ the wall clock.
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
+import asyncpg
+import pytest
+
+from adapters.store.postgres import PostgresStore
 from broadcaster.ports import Store, Subscriber
-from tests.integration.conftest import StoreFactory
+from tests.integration.conftest import POSTGRES_DSN_ENV, StoreFactory
 
 T0 = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -259,3 +265,32 @@ async def test_every_kind_of_subscriber_write_moves_the_version(store: Store) ->
     assert not await moved()
     assert await store.delete_subscriber("+447700900002")
     assert await moved()
+
+
+@pytest.mark.postgres
+async def test_an_outside_session_writing_the_schema_bumps_its_own_counter() -> None:
+    """PostgreSQL: a session on the default search_path (an admin's psql, another tool)
+    writing `<schema>.subscribers` moves that schema's counter, and fails nothing: the
+    trigger function keeps the schema it was created in."""
+    dsn = os.environ.get(POSTGRES_DSN_ENV)
+    if not dsn:
+        pytest.skip(f"{POSTGRES_DSN_ENV} not set: PostgreSQL store tests need a database")
+    schema_name = f"t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema_name}")
+        store = await PostgresStore.open(dsn, schema=schema_name, max_size=2)
+        try:
+            await store.migrate()
+            before = await store.subscribers_version()
+            await admin.execute(
+                f"INSERT INTO {schema_name}.subscribers (phone, language, groups, created_at) "  # noqa: S608
+                "VALUES ('+447700900123', 'en-GB', '[]', now())"
+            )
+            assert await store.subscribers_version() == before + 1
+            assert [s.phone for s in await store.active_subscribers()] == ["+447700900123"]
+        finally:
+            await store.close()
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE")
+        await admin.close()
