@@ -48,7 +48,7 @@ class SubscriberDirectory:
         self.version: int | None = None
         # While a load reads the store, the opt-outs, opt-ins and flags applied meanwhile
         # (they may have been written after the read): replayed over the new index.
-        self._during_load: list[tuple[str, str]] | None = None
+        self._during_load: list[tuple[Callable[[str], None], str]] | None = None
         self.replace(subscribers)
 
     async def load(self, store: Store) -> int:
@@ -61,13 +61,8 @@ class SubscriberDirectory:
             subscribers = await store.active_subscribers()
             changes, self._during_load = self._during_load, None
             self.replace(subscribers)
-            for change, phone in changes:
-                if change == "opt_out":
-                    self._opted_out.add(phone)
-                elif change == "opt_in":
-                    self._opted_out.discard(phone)
-                else:
-                    self._flagged.add(phone)
+            for change, phone in changes:  # no longer recording: replayed once
+                change(phone)
         finally:
             self._during_load = None
         self.version = version
@@ -110,19 +105,19 @@ class SubscriberDirectory:
 
     def opt_out(self, phone: str) -> None:
         self._opted_out.add(phone)
-        self._remember("opt_out", phone)
+        self._remember(self.opt_out, phone)
 
     def opt_in(self, phone: str) -> None:
         """Back in at once if still indexed; otherwise the next `load` brings them back."""
         self._opted_out.discard(phone)
-        self._remember("opt_in", phone)
+        self._remember(self.opt_in, phone)
 
     def flag(self, phone: str) -> None:
         """Out at once: the provider refused the number (invalid, not a mobile)."""
         self._flagged.add(phone)
-        self._remember("flag", phone)
+        self._remember(self.flag, phone)
 
-    def _remember(self, change: str, phone: str) -> None:
+    def _remember(self, change: Callable[[str], None], phone: str) -> None:
         if self._during_load is not None:
             self._during_load.append((change, phone))
 

@@ -15,10 +15,11 @@ Contract:
   does this over a whole store in pages and says what differs (`row_problem`);
   `export_line(row)` is a row as one JSON line (for `broadcaster audit export`).
 - `detail` must be JSON-able (str keys; str, int, float, bool, None, lists, dicts).
-- `record(store, actor, action, **detail)` is the one way the application appends: `actor`
-  is a token (recorded as its name, with `token_id` added to the detail) or a fixed name
-  ("system", "cli", "mqtt"); `at` is now. Every module that audits calls it, so every row
-  has the same shape.
+- `record(store, actor, action, **detail)` appends on its own: `actor` is a token (recorded
+  as its name, with `token_id` added to the detail) or a fixed name ("system", "cli",
+  "mqtt"); `at` is now. An action that must commit with a store write (an alert's creation,
+  an approval, a reply's state, a purge, a token revocation) builds its `AuditEntry` the
+  same way and hands it to that store method, which appends it in the same transaction.
 """
 
 from __future__ import annotations

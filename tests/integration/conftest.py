@@ -8,6 +8,7 @@ BROADCASTER_TEST_POSTGRES_DSN names a database they may create schemas in.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -58,13 +59,7 @@ async def store_factory(
         await factory.close_all()
         return
 
-    dsn = os.environ.get(POSTGRES_DSN_ENV)
-    if not dsn:
-        pytest.skip(f"{POSTGRES_DSN_ENV} not set: PostgreSQL store tests need a database")
-    schema_name = f"t_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema_name}")
+    async with postgres_schema() as (dsn, schema_name, _admin):
 
         async def open_postgres() -> Store:
             return await PostgresStore.open(dsn, schema=schema_name, max_size=10)
@@ -74,6 +69,20 @@ async def store_factory(
             yield factory
         finally:
             await factory.close_all()
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema() -> AsyncIterator[tuple[str, str, asyncpg.Connection]]:
+    """(DSN, a fresh schema's name, an admin connection on the default search_path); the
+    schema is dropped afterwards. Skips the test when no DSN is given."""
+    dsn = os.environ.get(POSTGRES_DSN_ENV)
+    if not dsn:
+        pytest.skip(f"{POSTGRES_DSN_ENV} not set: PostgreSQL store tests need a database")
+    schema_name = f"t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema_name}")
+        yield dsn, schema_name, admin
     finally:
         await admin.execute(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE")
         await admin.close()

@@ -6,17 +6,14 @@ the wall clock.
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
-import asyncpg
 import pytest
 
 from adapters.store.postgres import PostgresStore
 from broadcaster.ports import Store, Subscriber
-from tests.integration.conftest import POSTGRES_DSN_ENV, StoreFactory
+from tests.integration.conftest import StoreFactory, postgres_schema
 
 T0 = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -272,13 +269,7 @@ async def test_an_outside_session_writing_the_schema_bumps_its_own_counter() -> 
     """PostgreSQL: a session on the default search_path (an admin's psql, another tool)
     writing `<schema>.subscribers` moves that schema's counter, and fails nothing: the
     trigger function keeps the schema it was created in."""
-    dsn = os.environ.get(POSTGRES_DSN_ENV)
-    if not dsn:
-        pytest.skip(f"{POSTGRES_DSN_ENV} not set: PostgreSQL store tests need a database")
-    schema_name = f"t_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema_name}")
+    async with postgres_schema() as (dsn, schema_name, admin):
         store = await PostgresStore.open(dsn, schema=schema_name, max_size=2)
         try:
             await store.migrate()
@@ -291,6 +282,3 @@ async def test_an_outside_session_writing_the_schema_bumps_its_own_counter() -> 
             assert [s.phone for s in await store.active_subscribers()] == ["+447700900123"]
         finally:
             await store.close()
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE")
-        await admin.close()
