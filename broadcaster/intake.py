@@ -12,7 +12,8 @@ Contract:
   broker redelivers what a crash left unacknowledged.
 - Every newly stored alert is audited as `alert.create` (id, severity, status, msg_type,
   state, source, format; the token as actor, or "mqtt") in its own transaction: no stored
-  alert lacks its audit row, and a repeat writes none.
+  alert lacks its audit row, and a repeat writes none. A submission's `also_audit` adds one
+  more row to that transaction, after `alert.create` (the one-step cancel's `alert.cancel`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ class Submission:
     # Filled from this pre-approved template with these values (POST .../from-template).
     template: str | None = None
     template_values: tuple[tuple[str, str], ...] = ()
+    # Another audit row for each alert this creates, built from the new alert's id and
+    # received time, and written in its transaction after `alert.create`: an action whose
+    # record names the alert (the one-step cancel) then commits with it or not at all.
+    also_audit: Callable[[str, datetime], AuditEntry] | None = None
 
 
 def sniff_format(body: bytes) -> PayloadFormat:
@@ -175,7 +180,7 @@ class IntakeService:
                 priority=delivery_priority(alert),
                 template=submission.template,
                 template_values=submission.template_values,
-                audit=_created_entry(submission, alert_id, alert, state),
+                audit=_audit_entries(submission, alert_id, alert, state, received_at),
             )
             try:
                 result = await self._insert(new)
@@ -294,6 +299,20 @@ class IntakeService:
         else:
             return None
         return key if count == 1 else f"{key}#{index}"
+
+
+def _audit_entries(
+    submission: Submission,
+    alert_id: str,
+    alert: Alert,
+    state: AlertState,
+    received_at: datetime,
+) -> tuple[AuditEntry, ...]:
+    """What the alert's own transaction appends to the audit log, in order."""
+    created = _created_entry(submission, alert_id, alert, state)
+    if submission.also_audit is None:
+        return (created,)
+    return created, submission.also_audit(alert_id, received_at)
 
 
 def _created_entry(

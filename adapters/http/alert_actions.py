@@ -16,6 +16,7 @@ Handlers translate to and from HTTP only: the rules live in `broadcaster.approva
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -125,6 +126,22 @@ class AlertActions:
         template, used, cancel = correction_request(
             stored.id, stored.alert, stored.template, dict(stored.template_values), values
         )
+        name, identity = actor_detail(token)
+
+        def cancel_entry(cancel_id: str, at: datetime) -> AuditEntry:
+            return AuditEntry(
+                at=at,
+                actor=name,
+                action="alert.cancel",
+                detail={
+                    "alert_id": stored.id,
+                    "cancel_id": cancel_id,
+                    "reason": reason,
+                    "template": template.name,
+                    **identity,
+                },
+            )
+
         submission = Submission(
             body=cancel.model_dump_json(exclude_none=True).encode(),
             format=PayloadFormat.JSON,
@@ -133,24 +150,12 @@ class AlertActions:
             actor_name=token.name,
             template=template.name,
             template_values=tuple(sorted(used.items())),
+            # In the Cancel's own transaction: a cancel that commits is always on record
+            # (with its reason), and a failed write leaves neither.
+            also_audit=cancel_entry,
         )
         (result,) = await service.intake.submit(submission)
         correction = result.alert
-        name, identity = actor_detail(token)
-        await service.store.append_audit(
-            AuditEntry(
-                at=correction.received_at,
-                actor=name,
-                action="alert.cancel",
-                detail={
-                    "alert_id": stored.id,
-                    "cancel_id": correction.id,
-                    "reason": reason,
-                    "template": template.name,
-                    **identity,
-                },
-            )
-        )
         view = alert_view(correction, self._base())
         view["cancels"] = stored.id
         view["deliveries"] = await service.store.delivery_counts(correction.id)

@@ -120,7 +120,7 @@ class PostgresAlerts(PostgresBase):
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"cannot encode alert {new.id}: {exc}") from exc
         with translated("insert_alert"):
-            if schema.plans_in_transaction(new) or new.audit is not None:
+            if schema.plans_in_transaction(new) or new.audit:
                 seq = await self._insert_and_plan(new, params)
             else:
                 seq = await self._pool.fetchval(_INSERT_ALERT, *params)
@@ -142,7 +142,7 @@ class PostgresAlerts(PostgresBase):
 
     async def _insert_and_plan(self, new: NewAlert, params: list[object]) -> int | None:
         """Insert the alert and, when created, its deliveries, its effect on the alerts it
-        references and its audit row, in one transaction. Returns the new seq, or None on a
+        references and its audit rows, in one transaction. Returns the new seq, or None on a
         conflict (then nothing was written)."""
         async with self._pool.acquire() as conn, conn.transaction():
             seq = await conn.fetchval(_INSERT_ALERT, *params)
@@ -150,8 +150,8 @@ class PostgresAlerts(PostgresBase):
                 return None
             if schema.plans_in_transaction(new):
                 await _plan(conn, new)
-            if new.audit is not None:  # last: the audit lock is held until the commit
-                await append_audit_in_transaction(conn, new.audit)
+            for entry in new.audit:  # last: the audit lock is held until the commit
+                await append_audit_in_transaction(conn, entry)
             return int(seq)
 
     # --- Approval ---------------------------------------------------------------------------

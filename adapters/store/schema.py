@@ -6,8 +6,8 @@ Contract:
 - Each step carries the same change for SQLite and PostgreSQL. A runner applies only the
   steps whose version is missing from `schema_migrations`, one transaction per step, and
   records the step in that same transaction, so a crash leaves each step all-or-nothing.
-- The longer steps' DDL lives in `schema_v1_v3` and `schema_v6_v11` (both spellings of a step
-  side by side); only this module orders the steps.
+- The longer steps' DDL lives in `schema_v1_v3`, `schema_v6_v11` and `schema_v12` (both
+  spellings of a step side by side); only this module orders the steps.
 - SQLite keeps times as ISO-8601 text in UTC (`utc_text`), which sorts like the instant;
   PostgreSQL keeps them as timestamptz. JSON columns hold text in both, except that
   PostgreSQL uses jsonb where nobody hashes the exact bytes.
@@ -44,7 +44,7 @@ from adapters.store.schema_v6_v11 import (
     V11_POSTGRES,
     V11_SQLITE,
 )
-from adapters.store.schema_v12 import V12_POSTGRES, V12_SQLITE
+from adapters.store.schema_v12 import V12_POSTGRES, V12_SQLITE, V13_POSTGRES, V13_SQLITE
 from alerts.models import READ_BACK, Alert, MsgType, format_cap_time, reference_parts
 from broadcaster.ports import (
     REACHED_STATES,
@@ -106,6 +106,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "alerts: template and approval decision", V10_SQLITE, V10_POSTGRES),
     Migration(11, "channel_leases; event notifications", V11_SQLITE, V11_POSTGRES),
     Migration(12, "subscriber_changes: a counter of subscriber writes", V12_SQLITE, V12_POSTGRES),
+    # PostgreSQL only: SQLite has no search_path (its step is empty, recorded all the same).
+    Migration(
+        13,
+        "trigger functions of steps 6, 9 and 11 keep their schema's search_path",
+        V13_SQLITE,
+        V13_POSTGRES,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

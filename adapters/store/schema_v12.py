@@ -1,6 +1,6 @@
-"""DDL of schema step 12: a counter of subscriber writes, so every process can tell that its
-in-memory SMS audience index is out of date. Later steps go here too while this module stays
-under 400 lines.
+"""DDL of schema steps 12 and 13: a counter of subscriber writes, so every process can tell
+that its in-memory SMS audience index is out of date; the earlier trigger functions pinned to
+their schema. Later steps go here too while this module stays under 400 lines.
 
 Contract (as `schema_v6_v11`): each `V<n>_SQLITE` / `V<n>_POSTGRES` pair is one step of
 `schema.MIGRATIONS` spelled for each backend; released strings are never edited; pure data,
@@ -51,4 +51,21 @@ BEGIN
 END $$;
 CREATE TRIGGER subscribers_changed AFTER INSERT OR UPDATE OR DELETE ON subscribers
     FOR EACH STATEMENT EXECUTE FUNCTION subscribers_count_change();
+"""
+
+# v13: the trigger functions of steps 6, 9 and 11 keep the schema they were created in, as
+# step 12's does. Created without it, they resolved `alert_events` / `reply_events` through
+# the *writing* session's search_path: a session on another search_path (an admin's psql, a
+# tool) writing `<schema>.alerts` or `<schema>.replies` failed with UndefinedTableError, or,
+# worse, wrote the events into another broadcaster schema on its path. FROM CURRENT takes
+# the migrating session's search_path, which is the store's (`PostgresStore.open(schema=)`
+# or the URL's `search_path`, set at connect time for every pooled connection).
+# `broadcaster_notify_events` names no table (`pg_notify` is in pg_catalog, always searched)
+# but is pinned too, so no trigger function of the store depends on its caller's path.
+# SQLite triggers name tables of their own database only: nothing to do there.
+V13_SQLITE = ""
+V13_POSTGRES = """
+ALTER FUNCTION alerts_record_event() SET search_path FROM CURRENT;
+ALTER FUNCTION replies_record_event() SET search_path FROM CURRENT;
+ALTER FUNCTION broadcaster_notify_events() SET search_path FROM CURRENT;
 """

@@ -100,8 +100,8 @@ def write_batch_sync(
                 outcome = next(by_alert)
                 if isinstance(outcome, InsertResult) and outcome.created:
                     sqlite_outbox.plan(conn, item.new)
-                    if item.new.audit is not None:
-                        sqlite_append_audit(conn, item.new.audit)
+                    for entry in item.new.audit:
+                        sqlite_append_audit(conn, entry)
                 outcomes.append(outcome)
             elif isinstance(item, PendingFinish):
                 outcomes.append(None)

@@ -83,9 +83,10 @@ class NewAlert:
     # values given, so that its ready correction can be filled from them.
     template: str | None = None
     template_values: tuple[tuple[str, str], ...] = ()
-    # Appended to the audit log in the alert's own transaction when it is created (not for
-    # a repeat), so no stored alert lacks its `alert.create` row.
-    audit: AuditEntry | None = None
+    # Appended to the audit log, in this order, in the alert's own transaction when it is
+    # created (not for a repeat), so no stored alert lacks its `alert.create` row, nor a
+    # one-step cancel its `alert.cancel` row.
+    audit: tuple[AuditEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,8 @@ class Store(Outbox, ReplyStore, Protocol):
     async def insert_alert(self, new: NewAlert) -> InsertResult:
         """Store an alert once: idempotent on `idempotency_key` and on CAP
         sender+identifier+sent. Returns after the commit. An `id` already used by a
-        different alert raises StoreError.
+        different alert raises StoreError. When it is created (in any state), the same
+        transaction appends `new.audit` to the audit log, in order; a repeat appends nothing.
 
         When the alert is created in state `accepted`, the same transaction also
         - inserts `new.deliveries` (state pending, due now, `new.priority`, expires_at =

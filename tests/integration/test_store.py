@@ -313,12 +313,12 @@ async def test_sqlite_reads_issued_together_fail_alone(tmp_path: Path) -> None:
 
 
 async def test_an_alert_is_audited_in_its_own_transaction_once(store: Store) -> None:
-    """An insert carrying an audit entry writes it with the alert (chained like any row);
-    a repeat of the alert writes none; an alert pending approval is audited too."""
+    """An insert's audit entries commit with it, in order, chained; a repeat writes none."""
     entry = AuditEntry(at=datetime.now(UTC), actor="desk", action="alert.create", detail={"n": 1})
-    first = await store.insert_alert(make_new(key="audited", audit=entry))
-    again = await store.insert_alert(make_new(key="audited", audit=entry))
-    held = make_new(state=AlertState.PENDING_APPROVAL, audit=entry)
+    also = AuditEntry(at=datetime.now(UTC), actor="desk", action="alert.cancel", detail={"n": 2})
+    first = await store.insert_alert(make_new(key="audited", audit=(entry, also)))
+    again = await store.insert_alert(make_new(key="audited", audit=(entry, also)))
+    held = make_new(state=AlertState.PENDING_APPROVAL, audit=(entry,))
     assert (first.created, again.created, (await store.insert_alert(held)).created) == (
         True,
         False,
@@ -326,6 +326,8 @@ async def test_an_alert_is_audited_in_its_own_transaction_once(store: Store) -> 
     )
     rows = await store.audit_rows(0, 10)
     assert [(r.actor, r.action, dict(r.detail)) for r in rows] == [
-        ("desk", "alert.create", {"n": 1})
-    ] * 2
+        ("desk", "alert.create", {"n": 1}),
+        ("desk", "alert.cancel", {"n": 2}),
+        ("desk", "alert.create", {"n": 1}),
+    ]
     assert verify_chain(rows) is None

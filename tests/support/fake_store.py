@@ -46,8 +46,8 @@ class MemoryStore:
         )
         self.alerts.append(stored)
         self.planned.extend((new.id, d) for d in new.deliveries)
-        if new.audit is not None:  # with the alert, as the real stores do
-            await self.append_audit(new.audit)
+        for entry in new.audit:  # with the alert, as the real stores do
+            await self.append_audit(entry)
         return InsertResult(alert=stored, created=True)
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None:
