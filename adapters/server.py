@@ -72,10 +72,13 @@ async def _running(
         service.desk.return_channels[ReplySource.X] = x_channel
     if isinstance(sms, SmsChannel):
         # The new index lives until the next reload, as at start (serve): frozen out of GC.
+        # The rows are frozen as soon as they are read: otherwise a collection during the
+        # build walks a million new records, holding the GIL the loop waits for.
         follower = DirectoryFollower(
             sms.directory,
             store,
             poll_seconds=settings.channels.sms.subscribers_poll_seconds,
+            after_read=gc.freeze,
             after_reload=gc.freeze,
         )
         reload_subscribers = follower.reload

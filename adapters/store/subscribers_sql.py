@@ -229,10 +229,14 @@ def active_from_rows(rows: Iterable[Any]) -> list[Subscriber]:
 
     With the cyclic garbage collector paused: a million new records would otherwise trigger
     repeated full collections over an ever larger heap, which cost as much as the decoding
-    itself. Records hold no cycles, and the loop is synchronous, so the pause is bounded."""
+    itself. Records hold no cycles, and the pause (process-wide: the stores call this in a
+    worker thread) lasts only as long as the decoding. Before the collector resumes, the
+    records are moved out of its reach (`gc.freeze`): they live as long as the index built
+    from them, which `serve` freezes too, and otherwise the first young collection after
+    the pause would walk all of them at once, holding the GIL for a few hundred ms."""
     decode = groups_decoder()
     with _gc_paused():
-        return [
+        decoded = [
             Subscriber(
                 phone=row[1],
                 lat=row[2],
@@ -244,6 +248,19 @@ def active_from_rows(rows: Iterable[Any]) -> list[Subscriber]:
             )
             for row in rows
         ]
+        gc.freeze()
+        return decoded
+
+
+def active_from_owned_rows(owned: list[list[Any]]) -> list[Subscriber]:
+    """`active_from_rows` of the one list of rows in `owned`, taking it out: with the only
+    reference, the rows are freed on this thread too. The stores call it in a worker thread,
+    where freeing a million driver rows (a few hundred milliseconds) does not stall the loop."""
+    rows = owned.pop()
+    try:
+        return active_from_rows(rows)
+    finally:
+        del rows
 
 
 @contextmanager

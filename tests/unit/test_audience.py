@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 from alerts.models import Alert
 from alerts.requests import AlertRequest
-from broadcaster.audience import SubscriberDirectory
+from broadcaster.audience import SubscriberDirectory, build_audience
 from broadcaster.ports import Subscriber
 
 SENT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -99,3 +100,32 @@ def test_flagged_subscribers_are_not_loaded_and_a_rebuild_clears_flags_in_memory
         "+447911000002",
         "+447911000006",
     ]
+
+
+def test_an_index_in_pieces_selects_as_one_index_does() -> None:
+    """Pieces of 7 and one piece of everything choose the same positions for a circle, a
+    polygon and a geocode, ascending and each once, across piece boundaries."""
+    rng = random.Random(11)
+    people = [
+        Subscriber(
+            f"+4479110{n:05d}",
+            53.40 + rng.random() * 0.15,
+            -2.40 + rng.random() * 0.30,
+            area_code=f"M{n % 5}",
+        )
+        for n in range(500)
+    ]
+    ring = [[53.40, -2.40], [53.55, -2.40], [53.55, -2.31], [53.40, -2.31], [53.40, -2.40]]
+    areas = [
+        {"description": "centre", "circle": {"lat": 53.48, "lon": -2.24, "radius_km": 3}},
+        {"description": "west", "polygon": ring},
+        {"description": "M3", "geocodes": {"postcode_district": "M3"}},
+    ]
+    alert = alert_over_manchester(areas=areas)
+    wanted = [area for info in alert.infos for area in info.areas]
+    whole = build_audience(people, piece=len(people)).select(wanted)
+    pieces = build_audience(people, piece=7)
+    assert len(pieces.pieces) == 72
+    assert pieces.select(wanted) == whole
+    assert whole == sorted(set(whole))
+    assert 0 < len(whole) < len(people)
