@@ -38,6 +38,7 @@ _SQLITE_AUDIT_INSERT = (
     "INSERT INTO audit_log (at, actor, action, detail, prev_hash, hash) "
     "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq"
 )
+_SQLITE_AUDIT_INSERT_MANY = _SQLITE_AUDIT_INSERT.removesuffix(" RETURNING seq")
 SQLITE_AUDIT_AFTER = f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
 SQLITE_EVENTS_AFTER = (
     "SELECT seq, reply_id, kind, at FROM reply_events WHERE seq > ? ORDER BY seq LIMIT ?"
@@ -141,6 +142,23 @@ def sqlite_append_audit(conn: sqlite3.Connection, entry: AuditEntry) -> AuditRec
     values[0] = schema.utc_text(values[0])
     seq = int(conn.execute(_SQLITE_AUDIT_INSERT, values).fetchone()[0])
     return audit_record(seq, entry, prev_hash, digest)
+
+
+def sqlite_append_audits(conn: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
+    """Append `entries` in order, chained as `sqlite_append_audit` would one by one, with one
+    read of the last hash and one `executemany`: the intake batch's `alert.create` rows,
+    whose records nobody reads back."""
+    if not entries:
+        return
+    row = conn.execute(_LAST_HASH).fetchone()
+    prev_hash = None if row is None else str(row[0])
+    rows = []
+    for entry in entries:
+        digest, values = audit_values(entry, prev_hash)
+        values[0] = schema.utc_text(values[0])
+        rows.append(values)
+        prev_hash = digest
+    conn.executemany(_SQLITE_AUDIT_INSERT_MANY, rows)
 
 
 def sqlite_set_state(

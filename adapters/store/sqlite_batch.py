@@ -26,8 +26,9 @@ from datetime import datetime
 from typing import Any
 
 from adapters.store import schema, sqlite_outbox
-from adapters.store.responders_sql import sqlite_append_audit
+from adapters.store.responders_sql import sqlite_append_audits
 from alerts.models import format_cap_time
+from broadcaster.audit import AuditEntry
 from broadcaster.errors import StoreError
 from broadcaster.ports import InsertResult, NewAlert, StoredAlert
 
@@ -95,18 +96,23 @@ def write_batch_sync(
         if finished:
             sqlite_outbox.finish(conn, finished)
         outcomes: list[Any] = []
+        # The created alerts' audit rows, appended together (one hash read, one insert
+        # statement) before any job that may append its own, so the log keeps batch order.
+        audits: list[AuditEntry] = []
         for item in batch:
             if isinstance(item, PendingInsert):
                 outcome = next(by_alert)
                 if isinstance(outcome, InsertResult) and outcome.created:
                     sqlite_outbox.plan(conn, item.new)
-                    for entry in item.new.audit:
-                        sqlite_append_audit(conn, entry)
+                    audits.extend(item.new.audit)
                 outcomes.append(outcome)
             elif isinstance(item, PendingFinish):
                 outcomes.append(None)
             else:
+                sqlite_append_audits(conn, audits)
+                audits.clear()
                 outcomes.append(_run_job_sync(conn, item))
+        sqlite_append_audits(conn, audits)
         conn.execute("COMMIT")
     except BaseException:
         # A failed COMMIT leaves the transaction open; SQLite may also have rolled back.

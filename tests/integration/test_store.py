@@ -331,3 +331,29 @@ async def test_an_alert_is_audited_in_its_own_transaction_once(store: Store) -> 
         ("desk", "alert.create", {"n": 1}),
     ]
     assert verify_chain(rows) is None
+
+
+async def test_concurrent_inserts_and_appends_keep_one_intact_chain(store: Store) -> None:
+    """Alerts inserted together (one SQLite batch) and audit appends between them chain."""
+
+    def created(n: int) -> AuditEntry:
+        return AuditEntry(
+            at=datetime.now(UTC), actor="desk", action="alert.create", detail={"n": n}
+        )
+
+    inserts = [
+        store.insert_alert(make_new(key=f"chain-{n}", audit=(created(n),))) for n in range(20)
+    ]
+    appends = [
+        store.append_audit(
+            AuditEntry(at=datetime.now(UTC), actor="cli", action="token.create", detail={"n": n})
+        )
+        for n in range(3)
+    ]
+    await asyncio.gather(*inserts[:10], *appends, *inserts[10:])
+    rows = await store.audit_rows(0, 100)
+    assert sorted(dict(r.detail)["n"] for r in rows if r.action == "alert.create") == list(
+        range(20)
+    )
+    assert sum(1 for r in rows if r.action == "token.create") == 3
+    assert verify_chain(rows) is None
