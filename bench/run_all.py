@@ -26,7 +26,7 @@ from bench.results import OK, RESULTS, ROOT, _split, machine, write_section
 
 HEADING = "Summary"
 # In the order they run; a script that is not in bench/ is skipped.
-SCRIPTS = ("intake", "fanout", "channels", "web", "triage", "correction", "scale")
+SCRIPTS = ("intake", "fanout", "channels", "web", "triage", "correction", "scale", "reload")
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 # What `machine()` writes: "<n> cores (nproc), <CPU>, Python <version>, <system> <release>".
 _MACHINE = re.compile(
