@@ -8,11 +8,13 @@ title and the other sections as they are; sections are kept in the order of `ORD
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import platform
 import re
 import resource
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +92,22 @@ def machine() -> str:
                 break
     return (
         f"{len(os.sched_getaffinity(0))} cores (nproc), {cpu}, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"reference loop {reference_loop_ms():.0f} ms"
     )
+
+
+@functools.cache
+def reference_loop_ms() -> float:
+    """Best of 5 timings of a fixed pure-Python loop (`sum(i * i for i in range(10**6))`), in
+    ms: how fast this VM runs Python, so that sections written on different VMs (the
+    same cores and CPU name can differ twofold) can be compared. Lower is faster."""
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(i * i for i in range(10**6))
+        timings.append(time.perf_counter() - started)
+    return min(timings) * 1000
 
 
 def _status_mb(pid: int | str, field: str) -> float:

@@ -28,9 +28,11 @@ HEADING = "Summary"
 # In the order they run; a script that is not in bench/ is skipped.
 SCRIPTS = ("intake", "fanout", "channels", "web", "triage", "correction", "scale", "reload")
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
-# What `machine()` writes: "<n> cores (nproc), <CPU>, Python <version>, <system> <release>".
+# What `machine()` writes: "<n> cores (nproc), <CPU>, Python <version>, <system> <release>"
+# (then "; reference loop <n> ms", which varies from run to run and is not the machine's name).
 _MACHINE = re.compile(
-    r"^(?:Machine: )?(\d+ cores \(nproc\), .*?, Python \S+, \S+ \S+?)\.?(?:\s|$)", re.MULTILINE
+    r"^(?:Machine: )?(\d+ cores \(nproc\), .*?, Python \S+, \S+ [^\s;]+?)[.;]?(?:\s|$)",
+    re.MULTILINE,
 )
 _STATUSES = {value: met for met, value in OK.items()}
 
