@@ -13,6 +13,7 @@ run (the exit code is then 1).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -22,7 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
 
-from bench.results import OK, RESULTS, ROOT, _split, machine, write_section
+from bench.results import (
+    OK,
+    REFERENCE_ENV,
+    RESULTS,
+    ROOT,
+    _split,
+    machine,
+    measure_reference_loop_ms,
+    write_section,
+)
 
 HEADING = "Summary"
 # In the order they run; a script that is not in bench/ is skipped.
@@ -143,7 +153,12 @@ def run(names: list[str]) -> list[str]:
             continue
         print(f"=== bench/{name}.py", flush=True)
         started = time.monotonic()
-        code = subprocess.run([sys.executable, str(script)], cwd=ROOT, check=False).returncode
+        # Timed now, with nothing else running: the script's own timing would come after its
+        # benchmark, while the processes it started may still be winding down.
+        environment = {**os.environ, REFERENCE_ENV: f"{measure_reference_loop_ms():.0f}"}
+        code = subprocess.run(
+            [sys.executable, str(script)], cwd=ROOT, check=False, env=environment
+        ).returncode
         print(f"=== bench/{name}.py: exit {code} in {time.monotonic() - started:.0f} s", flush=True)
         if code != 0:
             failed.append(name)
