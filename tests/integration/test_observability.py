@@ -24,8 +24,8 @@ from broadcaster.auth import create_token
 from broadcaster.config import load_settings
 from broadcaster.ports import DeliveryState, PlannedDelivery, Role, Store
 from tests.conftest import RunningService
-from tests.integration.test_outbox_store import T0, make_new
 from tests.support.broker import free_port
+from tests.support.outbox import T0, make_new
 from tests.support.recording_channel import RecordingChannel
 
 ALERT: dict[str, Any] = {

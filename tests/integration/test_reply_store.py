@@ -17,7 +17,7 @@ from broadcaster.ports import (
     ReplyState,
     Store,
 )
-from tests.integration.test_outbox_store import LEASE, SECOND, T0, make_new, outcome, plan
+from tests.support.outbox import LEASE, SECOND, T0, make_new, outcome, plan
 
 
 def reply(external_id: str, text: str = "smoke on Market St", **fields: object) -> Reply:

@@ -12,8 +12,8 @@ from adapters.store.postgres import PostgresStore
 from broadcaster.audit import AuditEntry, verify_chain
 from broadcaster.ports import NewReply, ReplyEventKind, ReplyState, Store
 from tests.integration.conftest import StoreFactory
-from tests.integration.test_outbox_store import T0, make_new
 from tests.integration.test_reply_store import reply
+from tests.support.outbox import T0, make_new
 
 _EDITS = {
     "detail": (

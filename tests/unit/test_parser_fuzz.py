@@ -3,8 +3,9 @@ parser and the JSON intake. Whatever the input, the only exceptions are the docu
 validation errors (CapError, PayloadError and its subclasses, pydantic's ValidationError),
 which the HTTP edge maps to 4xx; hostile shapes are refused quickly and in bounded memory.
 
-Complements tests/unit/test_cap.py (entity bombs, XXE and 10 MB of garbage refused quickly,
-seeded random mutation): here hypothesis generates and shrinks, and memory is measured.
+Complements tests/unit/test_cap_hostile_input.py (entity bombs, XXE and 10 MB of garbage
+refused quickly, seeded random mutation): here hypothesis generates and shrinks, and memory is
+measured.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 from alerts.cap import CapError, parse_cap
 from alerts.requests import AlertRequest
 from broadcaster.errors import IntakeError, PayloadError
-from tests.unit.test_cap import BILLION_LAUGHS, EXTERNAL_ENTITY
+from tests.support.cap import BILLION_LAUGHS, EXTERNAL_ENTITY
 from tests.unit.test_intake import rest, service
 
 DATA = Path(__file__).parent.parent / "data" / "cap"

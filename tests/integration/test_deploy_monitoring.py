@@ -1,38 +1,28 @@
-"""deploy/ and docker-compose.yml: Prometheus config and rules pass promtool, every metric the
-rules and the Grafana dashboard query is one the running service exports (with the labels
-they use), the compose file validates, the container's config loads, and the Mosquitto ACL
-keeps signage to the published topics."""
+"""deploy/ monitoring: Prometheus config and rules pass promtool, and every metric the rules
+and the Grafana dashboard query is one the running service exports (with the labels they use)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import getpass
 import json
-import os
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiomqtt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.server import running_service
 from broadcaster.config import load_settings
-from tests.support.broker import free_port, wait_for_port
+from tests.support.deploy import DEPLOY
 from tests.support.recording_channel import RecordingChannel
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "alert_rules.yml"
 PROMETHEUS = DEPLOY / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "broadcaster.json"
-COMPOSE = ROOT / "docker-compose.yml"
 
 # Metrics Prometheus makes itself, which the rules may use.
 PROMETHEUS_OWN = {"up"}
@@ -262,179 +252,3 @@ def test_rules_cover_the_failure_modes() -> None:
         "BroadcasterMqttDisconnected",
         "BroadcasterIntakeErrors",
     } <= alerts
-
-
-# --- compose, image, container config ------------------------------------------------------
-
-COMPOSE_ENV = {
-    "POSTGRES_PASSWORD": "pg-secret",
-    "MQTT_BROADCASTER_PASSWORD": "mqtt-secret",
-    "BROADCASTER_SESSION_SECRET": "session-secret",
-    "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
-}
-
-
-def test_docker_compose_config_validates() -> None:
-    docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("docker not installed")
-    probe = subprocess.run(
-        [docker, "compose", "version"], capture_output=True, text=True, check=False
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"docker compose not available: {probe.stderr.strip() or probe.stdout}")
-    result = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, **COMPOSE_ENV},
-    )
-    assert result.returncode == 0, result.stderr
-    # Without the secrets, compose refuses to start (no default passwords).
-    bare = {k: v for k, v in os.environ.items() if k not in COMPOSE_ENV}
-    refused = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env=bare,
-    )
-    assert refused.returncode != 0
-
-
-def test_compose_file_mounts_what_exists() -> None:
-    """Without docker: the services are there and every file bind-mounted exists."""
-    yaml = pytest.importorskip("yaml")
-    compose = yaml.safe_load(COMPOSE.read_text())
-    services = compose["services"]
-    assert {"broadcaster", "mosquitto", "postgres", "prometheus", "grafana"} <= set(services)
-    assert services["broadcaster"]["build"]["dockerfile"] == "deploy/Dockerfile"
-    for name, service in services.items():
-        for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
-            if source.startswith("./"):
-                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
-    text = COMPOSE.read_text()
-    for secret in ("POSTGRES_PASSWORD", "MQTT_BROADCASTER_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
-        assert f"${{{secret}:?" in text, f"{secret} must be required, with no default"
-
-
-def test_dockerfile_is_slim_non_root_and_checks_health() -> None:
-    text = (DEPLOY / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
-    assert re.search(r"^USER broadcaster$", text, re.MULTILINE)
-    assert "HEALTHCHECK" in text
-    assert "/healthz" in text
-    assert (
-        'ENTRYPOINT ["broadcaster", "serve", "--config", "/etc/broadcaster/broadcaster.toml"]'
-        in text
-    )
-
-
-def test_container_config_loads_with_secrets_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("BROADCASTER_DATABASE__URL", "postgresql://broadcaster:pw@postgres/bc")
-    monkeypatch.setenv("BROADCASTER_MQTT__URL", "mqtt://broadcaster:pw@mosquitto:1883")
-    monkeypatch.setenv("BROADCASTER_HTTP__SESSION_SECRET", "s" * 40)
-    settings = load_settings(DEPLOY / "broadcaster.toml")
-    assert settings.database.url.startswith("postgresql://")
-    assert settings.mqtt.url == "mqtt://broadcaster:pw@mosquitto:1883"
-    assert settings.http.host == "0.0.0.0"
-    assert settings.logging.format == "json"
-    text = (DEPLOY / "broadcaster.toml").read_text()
-    assert "password" not in re.sub(r"#.*", "", text).lower()
-
-
-# --- Mosquitto: password file, ACL -------------------------------------------------------
-
-
-@contextlib.contextmanager
-def deployed_mosquitto(tmp_path: Path) -> Iterator[int]:
-    """deploy/mosquitto/mosquitto.conf with the deploy ACL, on a free loopback port."""
-    mosquitto, passwd = shutil.which("mosquitto"), shutil.which("mosquitto_passwd")
-    if mosquitto is None or passwd is None:
-        pytest.skip("mosquitto / mosquitto_passwd not installed")
-    port = free_port()
-    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
-    conf = conf.replace("listener 1883", f"listener {port} 127.0.0.1")
-    conf = conf.replace("/mosquitto/data/passwd", str(tmp_path / "passwd"))
-    conf = conf.replace("/mosquitto/config/acl", str(DEPLOY / "mosquitto" / "acl"))
-    conf = conf.replace("persistence true", "persistence false")
-    conf = conf.replace("log_dest stdout", f"log_dest file {tmp_path / 'mosquitto.log'}")
-    conf += f"\nuser {getpass.getuser()}\n"
-    (tmp_path / "mosquitto.conf").write_text(conf)
-    (tmp_path / "passwd").touch(mode=0o600)
-    for user in ("broadcaster", "desk", "signage"):
-        subprocess.run(
-            [passwd, "-b", str(tmp_path / "passwd"), user, f"{user}-pw"],
-            check=True,
-            capture_output=True,
-        )
-    process = subprocess.Popen(
-        [mosquitto, "-c", str(tmp_path / "mosquitto.conf")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@contextlib.asynccontextmanager
-async def client(port: int, user: str) -> AsyncIterator[aiomqtt.Client]:
-    async with aiomqtt.Client(
-        "127.0.0.1", port, username=user, password=f"{user}-pw", identifier=f"t-{user}"
-    ) as connected:
-        yield connected
-
-
-async def received(subscriber: aiomqtt.Client, seconds: float) -> list[str]:
-    topics: list[str] = []
-
-    async def collect() -> None:
-        async for message in subscriber.messages:
-            topics.append(str(message.topic))
-
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(collect(), seconds)
-    return topics
-
-
-async def test_mosquitto_acl_keeps_signage_to_published_alerts(tmp_path: Path) -> None:
-    with deployed_mosquitto(tmp_path) as port:
-        async with (
-            client(port, "broadcaster") as service,
-            client(port, "signage") as signage,
-            client(port, "desk") as desk,
-        ):
-            await signage.subscribe("broadcaster/#", qos=1)
-            await service.subscribe("broadcaster/intake/#", qos=1)
-            # The desk hands an alert in; only the service sees it.
-            await desk.publish("broadcaster/intake/alerts", b"raw", qos=1)
-            # The service publishes; signage sees alerts and areas, not replies or errors.
-            for topic in (
-                "broadcaster/alerts/severe",
-                "broadcaster/areas/market-st",
-                "broadcaster/replies/hazard",
-                "broadcaster/errors",
-            ):
-                await service.publish(topic, b"x", qos=1)
-            # Signage may not publish: dropped by the broker.
-            await signage.publish("broadcaster/intake/alerts", b"forged", qos=1)
-            await signage.publish("broadcaster/alerts/extreme", b"forged", qos=1)
-            seen_by_signage = await received(signage, 1.0)
-            seen_by_service = await received(service, 0.2)
-        with pytest.raises(aiomqtt.MqttError):
-            async with aiomqtt.Client(
-                "127.0.0.1", port, username="signage", password="wrong", identifier="t-bad"
-            ):
-                pass
-    assert sorted(seen_by_signage) == ["broadcaster/alerts/severe", "broadcaster/areas/market-st"]
-    assert seen_by_service == ["broadcaster/intake/alerts"]
