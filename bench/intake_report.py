@@ -64,7 +64,9 @@ def section(
     live_ok = mqtt["per_second"] >= 2000 and live_all
     backlog_ok = backlog["per_second"] >= 2000 and drained_all
     return f"""Written by `bench/intake.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}.
-Machine: {machine()}. The service runs in its own process on SQLite (WAL); the load generator
+Machine: {machine()}.
+
+The service runs in its own process on SQLite (WAL); the load generator
 (REST: {generator}; MQTT: a Python aiomqtt publisher) and Mosquitto run on the same machine
 and share its cores. The alerts ask for the `web` channel only (no delivery is planned), so
 intake alone is measured; alerts/s counts the alerts the service created (REST: answered 2xx).
