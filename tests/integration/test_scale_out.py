@@ -35,6 +35,7 @@ from adapters.store.postgres import PostgresStore
 from broadcaster.ports import Subscriber
 from tests.integration.conftest import POSTGRES_DSN_ENV
 from tests.integration.test_engine_crash import run_cli, start_serve, tail
+from tests.support.loop_lag import LoopLag
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -43,6 +44,8 @@ RECIPIENTS = 30_000
 SENDERS = ["+15005550001", "+15005550002", "+15005550003"]
 MPS = 250  # segments per second per sender, in the simulator and in the config
 CONCURRENCY = 32
+# Loop lateness below which arrivals cannot bunch past the 5 % margin (~50 ms a second).
+STALL_BUDGET = 0.03
 KILL_AFTER = RECIPIENTS // 3
 RECIPIENTS_NO_KILL = 6_000
 CHANNEL_LEASE_SECONDS = 3
@@ -175,7 +178,10 @@ async def _run(
     *,
     kill: bool,
 ) -> None:
-    async with aiohttp.ClientSession() as http:
+    # The simulator runs on this process's loop and counts each sender's second on arrival:
+    # a stall here longer than the 5 % margin (~50 ms a second) bunches arrivals into 429s
+    # that the senders did not cause (and retry). "No 429" is claimed only without one.
+    async with aiohttp.ClientSession() as http, LoopLag() as lag:
         # Another process's SSE stream, opened before the alert is posted to process 0.
         stream = await http.get(
             f"{urls[1]}/v1/stream", timeout=aiohttp.ClientTimeout(total=120, sock_read=30)
@@ -257,7 +263,7 @@ async def _run(
         assert set(by_to) == {p.phone for p in people(recipients)}, report
         assert twice == {}, report  # exactly once: no duplicates without a kill
         assert len(twilio.messages) == recipients, report
-        assert twilio.counts["rate_limited"] == 0, report
+        assert_no_429_unless_stalled(twilio.counts["rate_limited"], lag.worst, report)
         assert all(n <= MPS for n in busiest.values()), report
         assert states == {"sent": recipients}, report
         assert sse_ms < 1000, report
@@ -280,8 +286,18 @@ async def _run(
     assert set(by_to) == {p.phone for p in people(recipients)}, report
     assert len(twice) <= CONCURRENCY, report
     assert all(n == 2 for n in twice.values()), report
-    assert twilio.counts["rate_limited"] == 0, report
+    assert_no_429_unless_stalled(twilio.counts["rate_limited"], lag.worst, report)
     assert all(n <= MPS for n in busiest.values()), report
     assert new_holder.split(":")[1] != str(pid), report
     assert states == {"sent": recipients}, report
     assert sse_ms < 1000, report
+
+
+def assert_no_429_unless_stalled(rate_limited: int, worst_lag: float, report: str) -> None:
+    """None while this loop kept up; after a stall a few (a limiter that stopped pacing
+    across processes would make hundreds)."""
+    if worst_lag < STALL_BUDGET:
+        assert rate_limited == 0, f"429s with the loop at most {worst_lag:.3f} s late; {report}"
+    else:
+        print(f"loop stalled {worst_lag:.3f} s: {rate_limited} 429s")
+        assert rate_limited <= 10, report
