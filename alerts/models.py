@@ -105,6 +105,10 @@ class Certainty(StrEnum):
 # Lower rank = more urgent; used to order work and lists (Extreme/Immediate first).
 SEVERITY_RANK: dict[Severity, int] = {s: i for i, s in enumerate(Severity)}
 URGENCY_RANK: dict[Urgency, int] = {u: i for i, u in enumerate(Urgency)}
+# Rank → member. Iterating an Enum class walks its members anew each time, which showed in
+# intake's profile: `Alert.severity` and `.urgency` are read several times per alert.
+_SEVERITY_BY_RANK: tuple[Severity, ...] = tuple(Severity)
+_URGENCY_BY_RANK: tuple[Urgency, ...] = tuple(Urgency)
 
 _FORBIDDEN_ID_CHARS = re.compile(r"[\s,<&]")
 # What XML 1.0 cannot carry (JSON can spell them as \uXXXX escapes): C0 controls but tab, LF
@@ -317,13 +321,13 @@ class Alert(_FrozenText):
     def severity(self) -> Severity:
         """The most severe severity over the info blocks (Unknown when there are none)."""
         ranks = [SEVERITY_RANK[i.severity] for i in self.infos]
-        return list(Severity)[min(ranks)] if ranks else Severity.UNKNOWN
+        return _SEVERITY_BY_RANK[min(ranks)] if ranks else Severity.UNKNOWN
 
     @property
     def urgency(self) -> Urgency:
         """The most urgent urgency over the info blocks (Unknown when there are none)."""
         ranks = [URGENCY_RANK[i.urgency] for i in self.infos]
-        return list(Urgency)[min(ranks)] if ranks else Urgency.UNKNOWN
+        return _URGENCY_BY_RANK[min(ranks)] if ranks else Urgency.UNKNOWN
 
     @property
     def groups(self) -> frozenset[str]:
