@@ -3,7 +3,7 @@
 A SQLite store (a temp file) is seeded with 1,000,000 subscribers at seeded random points
 (`upsert_subscribers` in chunks of 50,000). As `broadcaster serve` does, a
 `SubscriberDirectory` is loaded from it, `tune_collector()` runs, and a `DirectoryFollower` is
-wired as in `adapters/server.py` (`after_read=gc.freeze`, `after_reload=gc.freeze`), all on
+wired as in `adapters/server.py` (`after_reload=freeze_survivors`), all on
 uvloop. Each run times `follower.reload()` while a heartbeat coroutine sleeps 1 ms at a time
 from 0.2 s before the reload to 0.2 s after it and records the gap between its wake-ups: the
 largest gap is the worst loop stall, what an SSE stream or API request waits for.
@@ -34,7 +34,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
 
-from adapters.server import tune_collector
+from adapters.server import freeze_survivors, tune_collector
 from adapters.store import open_store
 from bench.results import (
     OK,
@@ -96,7 +96,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             print(json.dumps({"first_load": first}), flush=True)
             tune_collector()
             follower = DirectoryFollower(  # as adapters/server.py wires it
-                directory, store, poll_seconds=60, after_read=gc.freeze, after_reload=gc.freeze
+                directory, store, poll_seconds=60, after_reload=freeze_survivors
             )
             runs = []
             for number in range(1, args.runs + 1):
@@ -150,8 +150,8 @@ Machine: {machine()}.
 
 `SubscriberDirectory` of {first["count"]:,} subscribers (seeded random points, seed {SEED}) on
 SQLite (WAL, a temp file), loaded as at start-up, then `tune_collector()` and a
-`DirectoryFollower` wired as `adapters/server.py` does (after_read and after_reload
-`gc.freeze`), on uvloop. {args.runs} runs of `follower.reload()`; a heartbeat coroutine sleeping
+`DirectoryFollower` wired as `adapters/server.py` does (after_reload `freeze_survivors`),
+on uvloop. {args.runs} runs of `follower.reload()`; a heartbeat coroutine sleeping
 {BEAT * 1000:g} ms records the gaps between its wake-ups from 0.2 s before each reload to 0.2 s
 after it. The largest gap is how long the loop (SSE streams, the API) stood still.
 

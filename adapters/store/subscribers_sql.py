@@ -25,10 +25,10 @@ Contract:
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ COLUMNS = (
     "id, phone, lat, lon, area_code, language, groups, opted_out_at, created_at, flagged, "
     "flagged_at"
 )
+# Subscribers decoded per collector pause (see `active_from_rows`).
+DECODE_CHUNK = 20_000
 # What the audience index needs, in the order `active_from_rows` expects.
 ACTIVE_COLUMNS = "id, phone, lat, lon, area_code, language, groups"
 _UPDATE_SET = (
@@ -227,29 +229,46 @@ def active_from_rows(rows: Iterable[Any]) -> list[Subscriber]:
     """Decode rows selected with ACTIVE_COLUMNS (same shape on both backends; driver rows
     are untyped: sqlite3 tuples, asyncpg Records).
 
-    With the cyclic garbage collector paused: a million new records would otherwise trigger
-    repeated full collections over an ever larger heap, which cost as much as the decoding
-    itself. Records hold no cycles, and the pause (process-wide: the stores call this in a
-    worker thread) lasts only as long as the decoding. Before the collector resumes, the
-    records are moved out of its reach (`gc.freeze`): they live as long as the index built
-    from them, which `serve` freezes too, and otherwise the first young collection after
-    the pause would walk all of them at once, holding the GIL for a few hundred ms."""
+    The records live as long as the index built from them, so they are moved out of the
+    collector's reach (`gc.freeze`), `DECODE_CHUNK` at a time: decoded with the collector
+    paused (a million new records would otherwise trigger repeated full collections over an
+    ever larger heap), then one young collection, then the freeze. The young collection
+    walks only that chunk and whatever else was allocated meanwhile (a few ms), and frees
+    the cycles the event loop dropped meanwhile: the stores call this in a worker thread,
+    so the loop runs on, and a freeze without it would keep those cycles for good. Freezing
+    all at the end instead would make the first collection after the pause walk every
+    record at once, holding the GIL for a few hundred ms."""
     decode = groups_decoder()
-    with _gc_paused():
-        decoded = [
-            Subscriber(
-                phone=row[1],
-                lat=row[2],
-                lon=row[3],
-                area_code=row[4],
-                language=row[5],
-                groups=decode(row[6]),
-                id=row[0],
-            )
-            for row in rows
-        ]
-        gc.freeze()
-        return decoded
+    remaining = iter(rows)
+    decoded: list[Subscriber] = []
+    was_enabled = gc.isenabled()
+    try:
+        while True:
+            gc.disable()
+            chunk = [
+                Subscriber(
+                    phone=row[1],
+                    lat=row[2],
+                    lon=row[3],
+                    area_code=row[4],
+                    language=row[5],
+                    groups=decode(row[6]),
+                    id=row[0],
+                )
+                for row in itertools.islice(remaining, DECODE_CHUNK)
+            ]
+            decoded += chunk
+            # Walks this chunk and what else is young (a few ms), freeing the cycles the
+            # loop dropped meanwhile; what survives is frozen.
+            gc.collect(0)
+            gc.freeze()
+            if was_enabled:
+                gc.enable()
+            if len(chunk) < DECODE_CHUNK:
+                return decoded
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def active_from_owned_rows(owned: list[list[Any]]) -> list[Subscriber]:
@@ -261,14 +280,3 @@ def active_from_owned_rows(owned: list[list[Any]]) -> list[Subscriber]:
         return active_from_rows(rows)
     finally:
         del rows
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
