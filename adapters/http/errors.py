@@ -67,7 +67,8 @@ async def json_object_body(request: web.Request, *, required: bool = False) -> d
     """The body as a JSON object. An empty body is `{}` whatever its media type (a bare
     POST of an action whose fields are optional, or whose missing field the caller names),
     unless `required`: then 422 `invalid_request`. Otherwise: not application/json 415,
-    not JSON 400 `malformed_json`, not an object 422 `invalid_request`."""
+    not JSON (or a lone surrogate escape in it) 400 `malformed_json`, not an object 422
+    `invalid_request`."""
     raw = await request.read()
     if not raw.strip():
         if required:
@@ -77,7 +78,13 @@ async def json_object_body(request: web.Request, *, required: bool = False) -> d
         raise UnsupportedMediaType("send application/json")
     try:
         body = json.loads(raw)
-    except ValueError as exc:  # UnicodeDecodeError included
+        # JSON may escape a lone surrogate ("\ud800"), which is not Unicode text: it would
+        # fail later, where the text is encoded (the audit hash of a reason, a provider's
+        # request), far from this request and possibly with other work. Refused here.
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise MalformedPayload("body holds a lone surrogate escape: not Unicode text") from exc
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError included; deep nesting
         raise MalformedPayload(f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise PayloadError("send a JSON object", code="invalid_request")

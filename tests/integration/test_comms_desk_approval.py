@@ -63,7 +63,7 @@ async def test_self_approval_is_refused_and_another_approver_sends_it(tmp_path: 
 async def test_action_bodies_bare_wrong_type_or_broken_get_clear_4xx(tmp_path: Path) -> None:
     """approve / reject / cancel: a bare POST (no body, no type) is read as `{}`, so the
     answer names what is missing (422 reason_required); a body not JSON-typed is 415, broken
-    JSON 400, a JSON array 422. Nothing changes state."""
+    JSON (a lone surrogate, deep nesting) 400, a JSON array 422. Nothing changes state."""
     async with desk(tmp_path, {"recording": RecordingChannel()}) as app:
         view = await issue(app, severity="Extreme")
         for action in ("approve", "reject", "cancel"):
@@ -74,6 +74,14 @@ async def test_action_bodies_bare_wrong_type_or_broken_get_clear_4xx(tmp_path: P
                 (b"reason=ok", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
                 (b'{"reason": ', {"Content-Type": "application/json"}, 400, "malformed_json"),
                 (b"[]", {"Content-Type": "application/json"}, 422, "invalid_request"),
+                # Not Unicode text: once failed the audit hash, and with it the write batch.
+                (
+                    b'{"reason": "\\ud800"}',
+                    {"Content-Type": "application/json"},
+                    400,
+                    "malformed_json",
+                ),
+                (b"[" * 100_000, {"Content-Type": "application/json"}, 400, "malformed_json"),
             ]
             for body, headers, status, code in cases:
                 async with app.http.post(
