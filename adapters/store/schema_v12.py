@@ -62,10 +62,16 @@ CREATE TRIGGER subscribers_changed AFTER INSERT OR UPDATE OR DELETE ON subscribe
 # or the URL's `search_path`, set at connect time for every pooled connection).
 # `broadcaster_notify_events` names no table (`pg_notify` is in pg_catalog, always searched)
 # but is pinned too, so no trigger function of the store depends on its caller's path.
+# Step 12's function is pinned again: databases that ran step 12 before its text gained
+# `SET search_path FROM CURRENT` (a development build) have it unpinned; for the others this
+# is a no-op. ALTER FUNCTION needs the migrating role to own the functions, as the role that
+# ran the earlier steps does (a deployment that handed the tables to another role must run
+# the migration as the functions' owner).
 # SQLite triggers name tables of their own database only: nothing to do there.
 V13_SQLITE = ""
 V13_POSTGRES = """
 ALTER FUNCTION alerts_record_event() SET search_path FROM CURRENT;
 ALTER FUNCTION replies_record_event() SET search_path FROM CURRENT;
 ALTER FUNCTION broadcaster_notify_events() SET search_path FROM CURRENT;
+ALTER FUNCTION subscribers_count_change() SET search_path FROM CURRENT;
 """
