@@ -257,6 +257,8 @@ class SmsChannel:
     ) -> TransientDeliveryError | PermanentDeliveryError:
         code = exc.code
         detail = f"twilio {exc.status} code {code}: {exc.msg}"
+        # In memory at once (no further send waits for the store), and again once stored:
+        # a reload that read the store before the write committed has dropped the first.
         if code == OPTED_OUT:
             self._directory.opt_out(recipient)
             if self._on_opt_out is not None:
@@ -264,6 +266,7 @@ class SmsChannel:
                     await self._on_opt_out(recipient)
                 except StoreError as store_error:  # the directory already stops sends
                     log.warning("could not record the opt-out of a subscriber: %s", store_error)
+                self._directory.opt_out(recipient)
         reason = FLAG_REASONS.get(code)
         if reason is not None:
             self._directory.flag(recipient)
@@ -272,6 +275,7 @@ class SmsChannel:
                     await self._on_flag(recipient, reason)
                 except StoreError as store_error:  # the directory already stops sends
                     log.warning("could not record the flag of a subscriber: %s", store_error)
+                self._directory.flag(recipient)
         if code == RATE_LIMITED or exc.status == 429:
             return TransientDeliveryError(detail, retry_after=1.0)
         if code in PERMANENT_CODES or 400 <= exc.status < 500:

@@ -138,6 +138,40 @@ async def test_an_opted_out_number_gets_nothing_further(
             assert len(simulator.messages) == 8
 
 
+async def test_an_opt_out_outlives_a_reload_that_read_before_it_was_stored(
+    tmp_path: Path, twilio: TwilioSimulator
+) -> None:
+    """Twilio 21610 while a directory reload reads the rows from before the opt-out was
+    written: the reload does not bring the number back for the next alert."""
+    subscribers = people(5)
+    opted = subscribers[2].phone
+    directory = SubscriberDirectory(subscribers)
+
+    class RowsBeforeTheWrite:
+        async def subscribers_version(self) -> int:
+            return 1
+
+        async def active_subscribers(self) -> list[Subscriber]:
+            return list(subscribers)
+
+    async def store_opt_out(phone: str) -> None:
+        # The follower's reload runs while the write is in flight and reads the old rows.
+        await directory.load(RowsBeforeTheWrite())  # type: ignore[arg-type]
+
+    async with TwilioSimulator(opted_out=[opted]) as simulator:
+        channel = channel_for(simulator, directory)
+        channel._on_opt_out = store_opt_out
+        async with engine(tmp_path, channel) as service:
+            await submit(service, areas=[CENTRE])
+            service.start_dispatcher()
+            await until_outbox_empty(service)
+            second = await submit(service, areas=[CENTRE], headline="Still avoid Market St")
+            await until_outbox_empty(service)
+            planned = await service.store.list_deliveries(second.id, limit=10)
+            assert opted not in {r.recipient for r in planned}
+            assert len(planned) == 4
+
+
 async def test_cancel_texts_exactly_those_who_got_the_original(
     tmp_path: Path, twilio: TwilioSimulator
 ) -> None:
