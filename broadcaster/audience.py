@@ -122,18 +122,16 @@ class SubscriberDirectory:
         # Loads in call order: a later read never gets swapped in before an earlier one.
         self._loading = asyncio.Lock()
 
-    async def load(self, store: Store, *, after_read: Callable[[], None] = _nothing) -> int:
+    async def load(self, store: Store) -> int:
         """Rebuild from the store's active subscribers; returns how many. What `opt_out`,
         `opt_in` and `flag` applied while it ran is applied again to the new index: a STOP
         written just after the read is not undone by the rebuild. The index is built in a
-        worker thread, after `after_read` ran on the loop; if the load fails or is
-        cancelled, the old index stays as it was."""
+        worker thread; if the load fails or is cancelled, the old index stays as it was."""
         async with self._loading:
             self._during_load = []
             try:
                 version = await store.subscribers_version()
                 subscribers = await store.active_subscribers()
-                after_read()
                 # Nothing here touches the rows while the thread reads them, and the new index
                 # reaches the loop only when the thread has finished with it.
                 audience = await asyncio.to_thread(build_audience, subscribers)
@@ -209,9 +207,8 @@ class SubscriberDirectory:
 
 class DirectoryFollower:
     """Reloads `directory` from `store` whenever the subscribers changed since its load,
-    checking every `poll_seconds`. `after_read` runs once a reload has read the rows, before
-    it builds the index from them, and `after_reload` after each reload (the service freezes
-    both the rows and the new index out of garbage collection)."""
+    checking every `poll_seconds`. `after_reload` runs after each reload (the service freezes
+    the new index out of garbage collection; the stores freeze the records they decode)."""
 
     def __init__(
         self,
@@ -219,13 +216,11 @@ class DirectoryFollower:
         store: Store,
         *,
         poll_seconds: float,
-        after_read: Callable[[], None] = _nothing,
         after_reload: Callable[[], None] = _nothing,
     ) -> None:
         self._directory = directory
         self._store = store
         self._poll_seconds = poll_seconds
-        self._after_read = after_read
         self._after_reload = after_reload
         self._lock = asyncio.Lock()
         self._reload_seconds = 0.0
@@ -234,7 +229,7 @@ class DirectoryFollower:
         """Rebuild now (in-process changes call this too); one reload at a time."""
         async with self._lock:
             started = time.perf_counter()
-            await self._directory.load(self._store, after_read=self._after_read)
+            await self._directory.load(self._store)
             self._after_reload()
             self._reload_seconds = time.perf_counter() - started
 

@@ -104,12 +104,7 @@ class PostgresDirectory(PostgresBase):
     async def active_subscribers(self) -> list[Subscriber]:
         self._check_open()
         with translated("active_subscribers"):
-            rows = await self._pool.fetch(subscribers_sql.POSTGRES_ACTIVE)
-        # Decoded (and the rows freed) in a worker thread: for a million rows that is seconds
-        # of CPU, which on the loop would stall every request and stream while the SMS
-        # directory reloads. `owned` holds the only reference to the rows.
-        owned = [rows]
-        del rows
+            owned = [await self._pool.fetch(subscribers_sql.POSTGRES_ACTIVE)]
         return await asyncio.to_thread(subscribers_sql.active_from_owned_rows, owned)
 
     async def subscribers_version(self) -> int:

@@ -83,12 +83,7 @@ class SqliteDirectory(SqliteBase):
         return found
 
     async def active_subscribers(self) -> list[Subscriber]:
-        rows = await self._fetch(subscribers_sql.SQLITE_ACTIVE, ())
-        # Decoded (and the rows freed) in a worker thread: for a million rows that is seconds
-        # of CPU, which on the loop would stall every request and stream while the SMS
-        # directory reloads. `owned` holds the only reference to the rows.
-        owned = [rows]
-        del rows
+        owned = [await self._fetch(subscribers_sql.SQLITE_ACTIVE, ())]
         return await asyncio.to_thread(subscribers_sql.active_from_owned_rows, owned)
 
     async def subscribers_version(self) -> int:

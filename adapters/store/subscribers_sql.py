@@ -272,11 +272,8 @@ def active_from_rows(rows: Iterable[Any]) -> list[Subscriber]:
 
 
 def active_from_owned_rows(owned: list[list[Any]]) -> list[Subscriber]:
-    """`active_from_rows` of the one list of rows in `owned`, taking it out: with the only
-    reference, the rows are freed on this thread too. The stores call it in a worker thread,
-    where freeing a million driver rows (a few hundred milliseconds) does not stall the loop."""
-    rows = owned.pop()
-    try:
-        return active_from_rows(rows)
-    finally:
-        del rows
+    """`active_from_rows` of the one list of rows in `owned`, taking it out. The stores call
+    it in a worker thread with `owned` holding the only reference to the rows, so both the
+    decoding (seconds of CPU for a million rows) and the freeing of the driver rows (a few
+    hundred ms) happen off the event loop, which serves on while the SMS directory reloads."""
+    return active_from_rows(owned.pop())

@@ -154,28 +154,6 @@ async def test_the_index_is_built_in_a_worker_thread(monkeypatch: pytest.MonkeyP
     assert threading.get_ident() not in gate.threads
 
 
-async def test_after_read_runs_on_the_loop_between_the_read_and_the_build(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A follower's `after_read` (the service freezes the rows) runs once per reload, on the
-    loop's thread, after the store was read and before the build starts."""
-    store = CountingStore()
-    directory = SubscriberDirectory()
-    gate = GatedBuild()
-    gate.release.set()
-    monkeypatch.setattr("broadcaster.audience.build_audience", gate)
-    seen: list[tuple[int, int, bool]] = []
-    main = threading.current_thread()
-
-    def after_read() -> None:
-        seen.append((store.loads, len(gate.threads), threading.current_thread() is main))
-
-    follower = DirectoryFollower(directory, store, poll_seconds=1, after_read=after_read)  # type: ignore[arg-type]
-    await follower.reload()
-    await follower.reload()
-    assert seen == [(1, 0, True), (2, 1, True)]
-
-
 async def test_the_loop_keeps_running_while_the_index_builds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
