@@ -27,6 +27,10 @@ Contract:
   in one step on the loop. Loads run one at a time, in the order they were called. The
   first load at start-up takes the same path. Built from a list (`SubscriberDirectory(...)`,
   `replace`), the build runs on the caller's thread.
+- A load cancelled while its index builds leaves the old index in place. A worker thread
+  cannot be stopped, so that build runs on to its end and is then thrown away, never
+  installed; the next load waits for it before reading the store. So at most one build
+  runs at a time: memory never holds more than the index in use and one being built.
 """
 
 from __future__ import annotations
@@ -121,20 +125,34 @@ class SubscriberDirectory:
         self._during_load: list[tuple[Callable[[str], None], str]] | None = None
         # Loads in call order: a later read never gets swapped in before an earlier one.
         self._loading = asyncio.Lock()
+        # The build in its worker thread, until it finishes. Outlives a cancelled load: the
+        # next load waits for it, so two builds never run at once.
+        self._building: asyncio.Task[Audience] | None = None
 
     async def load(self, store: Store) -> int:
         """Rebuild from the store's active subscribers; returns how many. What `opt_out`,
         `opt_in` and `flag` applied while it ran is applied again to the new index: a STOP
         written just after the read is not undone by the rebuild. The index is built in a
-        worker thread; if the load fails or is cancelled, the old index stays as it was."""
+        worker thread; if the load fails or is cancelled, the old index stays as it was. A
+        build left running by a cancelled load is waited for before this load reads the
+        store; its index is never installed."""
         async with self._loading:
+            if self._building is not None:
+                # Its outcome does not matter (the shield that load awaited retrieved it):
+                # only that its thread is done with its copy of the subscribers.
+                await asyncio.wait([self._building])
             self._during_load = []
             try:
                 version = await store.subscribers_version()
                 subscribers = await store.active_subscribers()
                 # Nothing here touches the rows while the thread reads them, and the new index
                 # reaches the loop only when the thread has finished with it.
-                audience = await asyncio.to_thread(build_audience, subscribers)
+                build = asyncio.create_task(asyncio.to_thread(build_audience, subscribers))
+                self._building = build
+                build.add_done_callback(self._build_done)
+                # Shielded: cancelling this load does not cancel the build (the thread would
+                # go on anyway), so the next load can tell it is still running.
+                audience = await asyncio.shield(build)
                 # From here to the end of the replay nothing awaits: no coroutine sees the new
                 # index without the changes made while it was built.
                 changes, self._during_load = self._during_load, None
@@ -147,6 +165,10 @@ class SubscriberDirectory:
             # The old index is dropped off the loop too; `retired` holds its last reference.
             await asyncio.to_thread(_dispose, retired)
             return len(audience.subscribers)
+
+    def _build_done(self, build: asyncio.Task[Audience]) -> None:
+        if self._building is build:
+            self._building = None
 
     def replace(self, subscribers: Sequence[Subscriber]) -> None:
         """Rebuild from `subscribers` now, on this thread; clears the in-memory changes."""

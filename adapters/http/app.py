@@ -6,7 +6,6 @@ rules. Bodies are capped by aiohttp's `client_max_size` (413 before the body is 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -142,11 +141,10 @@ async def list_alerts(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     rows = await service.store.list_alerts(limit=limit, before_seq=before)
     base = service.settings.http.base_url
-    # Concurrent reads: SQLite's grouped reader takes them to its thread in one hop.
-    counts = await asyncio.gather(*(service.store.delivery_counts(r.id) for r in rows))
+    counts = await service.store.delivery_counts_for([r.id for r in rows])
     views = [alert_view(r, base) for r in rows]
-    for view, alert_counts in zip(views, counts, strict=True):
-        view["deliveries"] = alert_counts
+    for view, row in zip(views, rows, strict=True):
+        view["deliveries"] = counts.get(row.id, {})
     body: dict[str, Any] = {"alerts": views}
     if len(rows) == limit:
         body["next"] = f"/v1/alerts?limit={limit}&before={rows[-1].seq}"

@@ -116,6 +116,11 @@ _DELIVERY_COUNTS = (
     "SELECT channel, state, COUNT(*) FROM deliveries WHERE alert_id = $1 "
     "GROUP BY channel, state ORDER BY channel, state"
 )
+# $1 alert ids. Served by the unique (alert_id, channel, recipient) index.
+_DELIVERY_COUNTS_FOR = (
+    "SELECT alert_id, channel, state, COUNT(*) FROM deliveries "
+    "WHERE alert_id = ANY($1::text[]) GROUP BY alert_id, channel, state"
+)
 _LIST_DELIVERIES = (
     f"SELECT {schema.DELIVERY_RECORD_COLUMNS} FROM deliveries "  # noqa: S608
     "WHERE alert_id = $1 AND id > $2 ORDER BY id LIMIT $3"
@@ -251,6 +256,20 @@ class PostgresDeliveries(PostgresBase):
         counts: dict[str, dict[str, int]] = {}
         for channel, state, count in rows:
             counts.setdefault(channel, {})[state] = int(count)
+        return counts
+
+    async def delivery_counts_for(
+        self, alert_ids: Sequence[str]
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        self._check_open()
+        ids = list(dict.fromkeys(alert_ids))
+        if not ids:
+            return {}
+        with translated("delivery_counts_for"):
+            rows = await self._pool.fetch(_DELIVERY_COUNTS_FOR, ids)
+        counts: dict[str, dict[str, dict[str, int]]] = {}
+        for alert_id, channel, state, count in rows:
+            counts.setdefault(alert_id, {}).setdefault(channel, {})[state] = int(count)
         return counts
 
     async def list_deliveries(

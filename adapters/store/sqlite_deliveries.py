@@ -2,9 +2,11 @@
 release, lease, expire and count deliveries, and the channel leases.
 
 Contract:
-- The statements are in `sqlite_outbox`. Every write is a writer job, committed with the
-  next batch, except finishing: outcomes are the most frequent write, so they queue as a
-  `PendingFinish` and a batch records all of its outcomes in one executemany.
+- The statements are in `sqlite_outbox`, except the grouped counts of several alerts
+  (`delivery_counts_for`), which only this module reads. Every write is a writer job,
+  committed with the next batch, except finishing: outcomes are the most frequent write,
+  so they queue as a `PendingFinish` and a batch records all of its outcomes in one
+  executemany.
 - One process per SQLite database: it holds every channel's lease, so acquiring grants
   every channel asked for and releasing does nothing.
 Rows enter the queue with their alert (planned in the batch that inserts it, or in an
@@ -29,6 +31,14 @@ from broadcaster.ports import (
     DeliveryState,
     OutboxDepth,
 )
+
+# `delivery_counts_for`: one grouped read per chunk of ids, served by the unique
+# (alert_id, channel, recipient) index. `marks` is only "?, ?, ...", never input.
+_COUNTS_BY_ALERTS = (
+    "SELECT alert_id, channel, state, COUNT(*) FROM deliveries "
+    "WHERE alert_id IN ({marks}) GROUP BY alert_id, channel, state"
+)
+_IDS_PER_QUERY = 500  # well under SQLite's parameter limit (32766 by default)
 
 
 class SqliteDeliveries(SqliteBase):
@@ -117,6 +127,20 @@ class SqliteDeliveries(SqliteBase):
         counts: dict[str, dict[str, int]] = {}
         for channel, state, count in rows:
             counts.setdefault(str(channel), {})[str(state)] = int(count)
+        return counts
+
+    async def delivery_counts_for(
+        self, alert_ids: Sequence[str]
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        ids = list(dict.fromkeys(alert_ids))
+        counts: dict[str, dict[str, dict[str, int]]] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            rows = await self._fetch(_COUNTS_BY_ALERTS.format(marks=marks), chunk)
+            for alert_id, channel, state, count in rows:
+                by_channel = counts.setdefault(str(alert_id), {})
+                by_channel.setdefault(str(channel), {})[str(state)] = int(count)
         return counts
 
     async def list_deliveries(

@@ -108,6 +108,16 @@ class Store(Outbox, ReplyStore, Protocol):
         """channel -> state -> count for one alert's deliveries."""
         ...
 
+    async def delivery_counts_for(
+        self, alert_ids: Sequence[str]
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        """alert id -> channel -> state -> count for the deliveries of every alert in
+        `alert_ids`, in one grouped query: each entry equals `delivery_counts(id)`. An id
+        with no deliveries (unknown ids included) is absent, not mapped to {}; repeated ids
+        count once. An empty `alert_ids` returns {} without querying. At most a page of
+        alerts (500 ids) is expected."""
+        ...
+
     async def list_deliveries(
         self, alert_id: str, *, limit: int, after_id: int | None = None
     ) -> list[DeliveryRecord]:

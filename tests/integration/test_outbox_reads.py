@@ -39,6 +39,33 @@ async def test_delivery_counts_and_list_deliveries_paging(store: Store) -> None:
     assert await store.list_deliveries("no-such-alert", limit=10) == []
 
 
+async def test_delivery_counts_for_matches_per_alert_counts(store: Store) -> None:
+    """delivery_counts_for gives, in one read, each listed alert's delivery_counts; alerts
+    without deliveries and unknown ids are absent; no ids, no counts."""
+    assert await store.delivery_counts_for([]) == {}
+    mixed = make_new(deliveries=plan("sms", "s0", "s1", "s2") + plan("x", "x0"))
+    sms_only = make_new(deliveries=plan("sms", "t0", "t1"))
+    web_only = make_new(deliveries=plan("webhook", "w0"))
+    bare = make_new()
+    unlisted = make_new(deliveries=plan("sms", "u0"))
+    for new in (mixed, sms_only, web_only, bare, unlisted):
+        await store.insert_alert(new)
+    claimed = await claim(store, limit=4)
+    await store.finish_deliveries(
+        [outcome(claimed[0], DeliveryState.SENT), outcome(claimed[1], DeliveryState.FAILED)]
+    )
+
+    ids = [mixed.id, sms_only.id, web_only.id, bare.id, "no-such-alert", mixed.id]
+    grouped = await store.delivery_counts_for(ids)
+    assert set(grouped) == {mixed.id, sms_only.id, web_only.id}
+    for alert_id in ids:
+        assert grouped.get(alert_id, {}) == await store.delivery_counts(alert_id)
+    by_state = [c for channels in grouped.values() for c in channels.values()]
+    assert {state for c in by_state for state in c} == {"pending", "sending", "sent", "failed"}
+    assert sum(n for c in by_state for n in c.values()) == 7  # `unlisted` left out
+    assert await store.delivery_counts_for([bare.id, "no-such-alert"]) == {}
+
+
 async def test_count_open_deliveries_and_alert_states(store: Store) -> None:
     """count_open_deliveries counts pending and sending ones; alert_states reports known
     alerts and leaves unknown ids out."""

@@ -11,6 +11,7 @@ import pytest
 
 from broadcaster.ports import Role
 from tests.conftest import RunningService
+from tests.support.outbox import make_new, plan
 
 CAP_DIR = Path(__file__).parent.parent / "data" / "cap"
 
@@ -311,16 +312,21 @@ async def test_responder_may_not_issue(app: RunningService) -> None:
 async def test_list_pages_newest_first(app: RunningService) -> None:
     """GET /v1/alerts lists newest first, each with its delivery counts, and pages with
     `next`."""
-    ids = [(await post(app, with_(headline=f"Alert {n}")))[1]["id"] for n in range(5)]
+    # Deliveries on channels this service does not run: they stay pending, counts fixed.
+    planned = make_new(deliveries=plan("sms", "+1", "+2") + plan("x", "@a"))
+    await app.service.store.insert_alert(planned)
+    ids = [planned.id]
+    ids += [(await post(app, with_(headline=f"Alert {n}")))[1]["id"] for n in range(5)]
     async with app.http.get(f"{app.url}/v1/alerts?limit=3", headers=app.auth()) as resp:
         page = await resp.json()
     assert [a["id"] for a in page["alerts"]] == ids[::-1][:3]
-    for listed in page["alerts"]:
-        async with app.http.get(f"{app.url}/v1/alerts/{listed['id']}", headers=app.auth()) as r:
-            assert listed["deliveries"] == (await r.json())["deliveries"]
     async with app.http.get(app.url + page["next"], headers=app.auth()) as resp:
         rest = await resp.json()
     assert [a["id"] for a in rest["alerts"]] == ids[::-1][3:]
+    for listed in page["alerts"] + rest["alerts"]:
+        async with app.http.get(f"{app.url}/v1/alerts/{listed['id']}", headers=app.auth()) as r:
+            assert listed["deliveries"] == (await r.json())["deliveries"]
+    assert rest["alerts"][-1]["deliveries"] == {"sms": {"pending": 2}, "x": {"pending": 1}}
 
 
 @pytest.mark.parametrize("query", ["limit=abc", "limit=0", "limit=100000", "before=-1"])

@@ -245,6 +245,54 @@ async def test_loads_run_one_at_a_time_in_call_order(monkeypatch: pytest.MonkeyP
     assert (store.loads, directory.version, len(directory)) == (2, 1, 2)
 
 
+class ConcurrencyCountingBuild(GatedBuild):
+    """A `GatedBuild` that also counts the builds running at once (`most`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._running = 0
+        self.most = 0
+
+    def __call__(self, subscribers: Sequence[Subscriber]) -> Audience:
+        with self._lock:
+            self._running += 1
+            self.most = max(self.most, self._running)
+        try:
+            return super().__call__(subscribers)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+async def test_a_load_after_a_cancelled_one_waits_for_its_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A load cancelled mid-build keeps the old index; the next load reads the store and
+    builds only once that build has finished (never two builds at once), and its index,
+    not the abandoned one, is installed."""
+    store = CountingStore()
+    directory = SubscriberDirectory()
+    await directory.load(store)  # type: ignore[arg-type]
+    gate = ConcurrencyCountingBuild()
+    monkeypatch.setattr("broadcaster.audience.build_audience", gate)
+    store.version, store.subscribers = 1, people(3)
+    first = asyncio.create_task(directory.load(store))  # type: ignore[arg-type]
+    await gate.started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (len(directory), directory.version) == (1, 0)
+    store.version, store.subscribers = 2, people(2)
+    second = asyncio.create_task(directory.load(store))  # type: ignore[arg-type]
+    await asyncio.sleep(0.1)  # time enough for a second build's thread to start
+    assert (store.loads, len(gate.threads), second.done()) == (2, 1, False)
+    gate.release.set()
+    assert await second == 2
+    assert (gate.most, len(gate.threads), store.loads) == (1, 2, 3)
+    assert (len(directory), directory.version) == (2, 2)
+
+
 def alert_at_the_centre() -> Alert:
     body = {
         "event": "Gas leak",
