@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -60,6 +61,10 @@ class HttpSettings(_Section):
     # Origins (scheme://host[:port]) whose pages may read the public feeds and the public
     # stream cross-origin (GET only). Empty: no Access-Control-Allow-Origin on any response.
     cors_origins: tuple[str, ...] = ()
+    # Addresses of our own reverse proxies (networks, e.g. "10.0.0.0/8"). A request from one
+    # of them is attributed to the address its X-Forwarded-For names (see
+    # adapters/http/access.py); from anyone else that header is ignored. Empty: the peer.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
 
     @field_validator("cors_origins")
     @classmethod

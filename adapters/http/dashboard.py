@@ -189,7 +189,9 @@ class Dashboard:
         secret = _field(form, "token").strip()
         try:
             token = await self._service.authenticator.authenticate(
-                f"Bearer {secret}", client=client_of(request), route=route_name(request)
+                f"Bearer {secret}",
+                client=client_of(request, self._service),
+                route=route_name(request),
             )
             require_role(token, Role.RESPONDER)
         except AuthThrottled as exc:

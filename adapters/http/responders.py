@@ -145,7 +145,7 @@ class ResponderApi:
         header = request.headers.get("Authorization")
         if header is not None or not stream:
             token = await authenticator.authenticate(
-                header, client=client_of(request), route=route_name(request)
+                header, client=client_of(request, self._service), route=route_name(request)
             )
         else:
             token_hash = self.signer.verify(TICKET_PURPOSE, request.query.get("ticket"))

@@ -13,7 +13,8 @@ Contract:
   restart, or another process behind the same name, refuses older forms (the page is shown
   again with a fresh token).
 - Every POST costs one token from its client IP's bucket (`http.tips_per_minute`, burst
-  `http.tips_burst`; the peer address, as no proxy header is trusted): when empty, 429 with
+  `http.tips_burst`; the address `access.client_of` gives: the peer, or behind one of
+  `http.trusted_proxies` the client it forwarded for): when empty, 429 with
   `Retry-After`, before anything is parsed.
 - Limits: text 1..2000 characters (trimmed), contact up to 200, media_url an http(s) URL up
   to 2000, lat/lon in range and together, alert_id up to 64 of [A-Za-z0-9_-]. An alert_id we
@@ -39,6 +40,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from adapters.http.access import client_of
 from adapters.http.errors import json_error, json_response, read_form
 from adapters.http.templating import html_templates
 from broadcaster.errors import MalformedPayload, PayloadError
@@ -183,7 +185,7 @@ class Tips:
     # --- POST /v1/replies ------------------------------------------------------------------
 
     async def post(self, request: web.Request) -> web.Response:
-        wait = self.limiter.take(request.remote or "unknown")
+        wait = self.limiter.take(client_of(request, self._service))
         if wait > 0:
             return json_error(
                 429,

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from adapters.http.access import forwarded_client
 from broadcaster.config import load_settings
 from tests.support.deploy import DEPLOY, ROOT
 
@@ -98,5 +99,9 @@ def test_container_config_loads_with_secrets_from_the_environment(
     assert settings.mqtt.url == "mqtt://broadcaster:pw@mosquitto:1883"
     assert settings.http.host == "0.0.0.0"
     assert settings.logging.format == "json"
+    # The host's proxy reaches the container from a Docker bridge gateway: trusted.
+    assert forwarded_client("172.18.0.1", ["203.0.113.5"], settings.http.trusted_proxies) == (
+        "203.0.113.5"
+    )
     text = (DEPLOY / "broadcaster.toml").read_text()
     assert "password" not in re.sub(r"#.*", "", text).lower()

@@ -137,3 +137,22 @@ async def test_failed_authentication_is_rate_limited_per_ip(tmp_path: Path) -> N
         assert 'broadcaster_auth_failures_total{reason="unknown"} 3.0' in metrics
         assert 'broadcaster_auth_failures_total{reason="throttled"} 2.0' in metrics
         assert 'broadcaster_auth_failures_total{reason="missing"} 1.0' in metrics
+
+
+async def test_failed_authentication_behind_a_trusted_proxy_counts_per_forwarded_client(
+    tmp_path: Path,
+) -> None:
+    """Behind a trusted proxy, one client's failures throttle that client only, not everyone
+    the proxy forwards for."""
+    http = {"port": 0, "auth_failures_per_minute": 2, "trusted_proxies": ["127.0.0.1/32"]}
+    async for app in start_service(tmp_path, http=http):
+        url = f"{app.url}/v1/alerts"
+        guesser = {"Authorization": "Bearer bc_not-a-token", "X-Forwarded-For": "203.0.113.9"}
+        statuses = []
+        for _ in range(3):
+            async with app.http.get(url, headers=guesser) as resp:
+                statuses.append(resp.status)
+        assert statuses == [401, 401, 429]
+        desk = {**app.auth(Role.ISSUER), "X-Forwarded-For": "198.51.100.20"}
+        async with app.http.get(url, headers=desk) as resp:
+            assert resp.status == 200

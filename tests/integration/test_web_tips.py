@@ -186,3 +186,30 @@ async def test_tips_over_the_rate_limit_get_429(tmp_path: Path) -> None:
                     assert (await r.json())["error"] == "rate_limited"
         assert statuses == [202, 202, 202, 429, 429]
         assert len(await all_replies(app)) == 3
+
+
+async def test_tips_behind_a_trusted_proxy_are_limited_per_forwarded_client(
+    tmp_path: Path,
+) -> None:
+    """From a trusted proxy each X-Forwarded-For client has its own bucket; from any other
+    peer the header is ignored, so changing it does not buy a fresh bucket."""
+
+    async def statuses(app: RunningService, clients: list[str]) -> list[int]:
+        seen = []
+        for n, client in enumerate(clients):
+            headers = {"X-Forwarded-For": client}
+            async with app.http.post(
+                f"{app.url}/v1/replies", json={"text": f"r{n}"}, headers=headers
+            ) as r:
+                seen.append(r.status)
+        return seen
+
+    a, b = "198.51.100.1", "198.51.100.2"
+    http = {"port": 0, "tips_per_minute": 1, "tips_burst": 2, "trusted_proxies": ["127.0.0.0/8"]}
+    for folder in ("trusted", "untrusted"):
+        (tmp_path / folder).mkdir()
+    async for app in start_listening(tmp_path / "trusted", http=http):
+        assert await statuses(app, [a, a, a, b, f"{b}, 10.0.0.1"]) == [202, 202, 429, 202, 202]
+    http["trusted_proxies"] = ["10.0.0.0/8"]  # the loopback peer is not a trusted proxy
+    async for app in start_listening(tmp_path / "untrusted", http=http):
+        assert await statuses(app, [a, b, "198.51.100.3"]) == [202, 202, 429]
