@@ -6,9 +6,11 @@ Contract:
   `approval.two_person_severities` or its scope in `approval.two_person_scopes`; nothing of
   it is planned, sent or published until it is approved.
 - `approve(alert_id, approver, reason)`: only an alert `pending_approval` (else
-  `NotPending`, 409); the approver must be another token than the one that issued it
-  (`SelfApproval`, 403). The planner plans its deliveries as intake would have, and the store
-  moves it to `accepted` with them, applies an Update's supersession, and appends the audit row
+  `NotPending`, 409); the approver must be another user than the one that issued it
+  (`SelfApproval`, 403): a token is issued to a named person or desk, so neither the same
+  token nor another token of the same name (case and surrounding spaces aside) may approve.
+  The planner plans its deliveries as intake would have, and the store moves it to
+  `accepted` with them, applies an Update's supersession, and appends the audit row
   (`alert.approve`: actor, reason) in ONE transaction (`Store.approve_alert`); then the
   dispatcher and the publication are woken. An Update holds the cancel fence over the alerts
   it stops while that commits, as intake does.
@@ -73,6 +75,10 @@ def clean_reason(reason: object) -> str:
     return text
 
 
+def _user_name(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -105,10 +111,19 @@ class ApprovalDesk:
             raise NotPending(f"alert {alert_id} is {stored.state.value}, not pending_approval")
         return stored
 
+    async def _same_user(self, issuer_token_id: str, approver: Principal) -> bool:
+        """Whether the issuing token and the approver are one user: the same token, or
+        tokens of the same name (one person given a second token, with another role)."""
+        if issuer_token_id == approver.id:
+            return True
+        name = _user_name(approver.name)
+        tokens = await self._store.list_tokens()
+        return any(t.id == issuer_token_id and _user_name(t.name) == name for t in tokens)
+
     async def approve(self, alert_id: str, approver: Principal, reason: object) -> StoredAlert:
         text = clean_reason(reason)
         stored = await self._pending(alert_id)
-        if stored.created_by is not None and stored.created_by == approver.id:
+        if stored.created_by is not None and await self._same_user(stored.created_by, approver):
             raise SelfApproval(
                 "the two-person rule: an alert must be approved by someone other than its issuer"
             )

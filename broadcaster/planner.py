@@ -4,6 +4,9 @@ Contract:
 - `plan(alert, requested)` returns one `PlannedDelivery` per (channel, recipient) the alert
   goes to: over the `requested` channel names, or every configured delivery channel when
   none are named. Repeats are dropped, order is kept (it becomes FIFO order).
+- `web` names the whole web channel of the design (`[channels.web]`): the always-on outputs
+  (page, feeds, streams) and the signed webhooks, so asking for `web` plans the `webhook`
+  channel's receivers too. `webhook` alone names only the receivers.
 - `check_requested` refuses a channel name that is neither a configured delivery channel nor
   one of the always-on web outputs, so a desk never believes an alert went somewhere it did
   not. The planner itself never refuses: a channel configured away since a request was
@@ -31,6 +34,9 @@ from broadcaster.ports import Channel, PlannedDelivery
 # Outputs every alert reaches without a delivery row: the public page, feeds and streams
 # read the alerts table directly.
 WEB_OUTPUTS = frozenset({"web"})
+# The delivery channels each web output also stands for: `[channels.web] webhooks` are part
+# of the web channel, though the engine sends them as a channel of their own.
+_ALSO_PLANNED = {"web": ("webhook",)}
 _NOT_BROADCAST = frozenset({MsgType.CANCEL, MsgType.ACK, MsgType.ERROR})
 # Statuses that reach live recipients; everything else reaches exercise recipients only.
 LIVE_STATUSES = frozenset({Status.ACTUAL})
@@ -73,6 +79,8 @@ class Planner:
         if alert.status is Status.DRAFT or alert.msg_type in _NOT_BROADCAST:
             return ()
         names = requested or tuple(self._channels)
+        if requested:
+            names = tuple(n for name in requested for n in (name, *_ALSO_PLANNED.get(name, ())))
         live = is_live(alert)
         planned: dict[tuple[str, str], None] = {}
         for name in names:

@@ -54,6 +54,7 @@ SESSION_PURPOSE = "session"
 TICKET_PURPOSE = "stream-ticket"
 TICKET_TTL_SECONDS = 60
 MAX_ANSWER = 1600
+_OFFSET_SPACE = re.compile(r" (\d{2}(?::?\d{2})?)$")
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 KEEPALIVE = b": keep-alive\n\n"
 RETRY = b"retry: 2000\n\n"
@@ -104,18 +105,30 @@ def parse_filters(query: Any) -> dict[str, Any]:
             raise IntakeError(f"state must be one of {names}", code="bad_query") from None
     since = (query.get("since") or "").strip()
     if since:
-        try:
-            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            moment = None
-        if moment is None or moment.tzinfo is None:
-            raise IntakeError("since must be ISO 8601 with a UTC offset", code="bad_query")
+        moment = _iso_time(since)
+        if moment is None:
+            raise IntakeError(
+                "since must be an ISO 8601 time, e.g. 2026-12-03T10:00:00Z", code="bad_query"
+            )
+        if moment.tzinfo is None:  # no offset: UTC, the time every page and answer is in
+            moment = moment.replace(tzinfo=UTC)
         try:
             moment.astimezone(UTC)  # the store compares in UTC
         except OverflowError:
             raise IntakeError("since is out of range in UTC", code="bad_query") from None
         filters["since"] = moment
     return filters
+
+
+def _iso_time(text: str) -> datetime | None:
+    """An ISO 8601 time, or None. An unencoded "+01:00" in a URL query arrives as " 01:00":
+    when the text does not parse as it is, the "+" is put back and it is tried again."""
+    for candidate in (text, _OFFSET_SPACE.sub(r"+\1", text)):
+        try:
+            return datetime.fromisoformat(candidate.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+    return None
 
 
 def _int(query: Any, name: str, default: int | None, low: int, high: int) -> int | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from broadcaster.auth import create_token
 from broadcaster.ports import Role
 from tests.integration.engine import until
 from tests.support.comms_desk import audit_actions, call, desk, issue, page_status
@@ -58,6 +59,24 @@ async def test_self_approval_is_refused_and_another_approver_sends_it(tmp_path: 
             view["id"],
             "verified",
         )
+
+
+async def test_a_second_token_of_the_issuers_name_cannot_approve(tmp_path: Path) -> None:
+    """The two-person rule is about people: an approver token bearing the issuer's token name
+    (case and spacing aside) is refused 403 self_approval; another name approves."""
+    async with desk(tmp_path, {"recording": RecordingChannel()}) as app:
+        view = await issue(app, severity="Extreme")  # issued by the token "test-issuer"
+        same_person, _ = await create_token(
+            app.service.store, role=Role.APPROVER, name="  Test-Issuer "
+        )
+        url = f"{app.url}/v1/alerts/{view['id']}/approve"
+        headers = {"Authorization": f"Bearer {same_person}"}
+        async with app.http.post(url, json={"reason": "mine"}, headers=headers) as response:
+            assert (response.status, (await response.json())["error"]) == (403, "self_approval")
+        status, approved = await call(
+            app, "POST", f"/v1/alerts/{view['id']}/approve", Role.APPROVER, {"reason": "ok"}
+        )
+        assert (status, approved["state"]) == (200, "accepted")
 
 
 async def test_action_bodies_bare_wrong_type_or_broken_get_clear_4xx(tmp_path: Path) -> None:

@@ -93,6 +93,18 @@ async def test_list_is_for_responders_newest_first_and_filtered(app: RunningServ
     assert (await get(app, "/v1/replies?since=yesterday"))[0] == 400
 
 
+async def test_since_takes_an_unencoded_plus_and_a_naive_time_as_utc(app: RunningService) -> None:
+    """`since` with its "+" not URL-encoded (it arrives as a space) and one with no offset
+    (UTC) filter like their exact forms, instead of a 400."""
+    await tip(app, "Smoke on Deansgate")
+    for since in ("2999-01-01T00:00:00+00:00", "2999-01-01T00:00:00", "2999-01-01"):
+        status, body = await get(app, f"/v1/replies?since={since}")
+        assert (status, body["replies"]) == (200, []), since
+    for since in ("2000-01-01T00:00:00+01:00", "2000-01-01 10:00"):
+        status, body = await get(app, f"/v1/replies?since={since}")
+        assert (status, len(body["replies"])) == (200, 1), since
+
+
 @pytest.mark.parametrize("since", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00%2B14:00"])
 async def test_since_with_no_utc_equivalent_is_400(app: RunningService, since: str) -> None:
     """A `since` that overflows once converted to UTC is 400 bad_query, not a 500."""

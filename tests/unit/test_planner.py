@@ -148,3 +148,16 @@ async def test_intake_plans_accepted_alerts_and_closes_the_fence_on_cancel() -> 
     assert fence.status(reference_parts(original.alert.reference_key)) is FenceStatus.CLOSED
     with pytest.raises(PayloadError, match="not configured"):
         await submit(channels=["x"])
+
+
+def test_web_includes_the_webhook_receivers() -> None:
+    """Asking for `web` plans the webhooks too (`[channels.web] webhooks`), once each;
+    `webhook` alone names only them; with no webhook channel `web` plans nothing."""
+    planner = Planner(channels(sms=["+1"], webhook=["https://a.example/hook"]))
+    hook = PlannedDelivery("webhook", "https://a.example/hook")
+    assert planner.plan(make_alert(), ("web",)) == (hook,)
+    assert planner.plan(make_alert(), ("webhook", "web", "sms")) == (
+        hook,
+        PlannedDelivery("sms", "+1"),
+    )
+    assert Planner(channels(sms=["+1"])).plan(make_alert(), ("web",)) == ()
