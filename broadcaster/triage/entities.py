@@ -16,6 +16,7 @@ from typing import Any
 from broadcaster.triage import patterns as p
 
 _WORD = re.compile(r"[^\W\d_]+")
+_DIGIT = re.compile(r"[0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +54,18 @@ def extract(text: str) -> Entities:
     bare = p.URL.sub(" ", text) if urls else text
     stems = {word[:4] for word in _WORD.findall(bare.lower())}
     mixed = p.LETTER_DIGIT.search(bare) is not None
+    digits = mixed or _DIGIT.search(bare) is not None
     return Entities(
         plates=_plates(bare) if mixed else (),
         vehicles=_unique(_tidy(m.group(0)) for m in p.VEHICLE.finditer(bare))
         if stems & p.VEHICLE_GATE
         else (),
-        persons=_unique(_tidy(m.group(0)) for m in p.PERSON.finditer(bare))
-        if mixed or stems & p.PERSON_GATE
-        else (),
+        persons=_persons(bare, stems, mixed),
         places=_places(bare, mixed) if mixed or stems & p.PLACE_GATE else (),
-        coordinates=_coordinates(bare),
-        times=_unique(_tidy(m.group(0)) for m in p.TIME.finditer(bare)),
+        coordinates=_coordinates(bare, urls) if digits or urls else (),
+        times=_unique(_tidy(m.group(0)) for m in p.TIME.finditer(bare))
+        if digits or stems & p.TIME_GATE
+        else (),
         weapons=_unique(m.group(0).lower() for m in p.WEAPON.finditer(bare))
         if stems & p.WEAPON_GATE
         else (),
@@ -79,9 +81,42 @@ def _plates(text: str) -> tuple[str, ...]:
             if not _looks_like_word_and_number(m.group(0)):
                 found.append((m.start(), m.group(0)))
     for m in p.PLATE_AFTER_WORD.finditer(text):
-        found.append((m.start(1), m.group(1)))
+        registration = _registration(m.group(1))
+        if registration:
+            found.append((m.start(1), registration))
     found.sort()
     return _unique(_plate_key(plate) for _, plate in found)
+
+
+def _persons(text: str, stems: set[str], mixed: bool) -> tuple[str, ...]:
+    spans: list[tuple[int, str]] = []
+    ran: set[int] = set()
+    for gate, pattern in p.PERSON_PARTS:
+        if id(pattern) in ran or not (mixed if gate is None else stems & gate):
+            continue
+        ran.add(id(pattern))
+        spans.extend((m.start(), _tidy(m.group(0))) for m in pattern.finditer(text))
+    spans.sort()
+    return _unique(span for _, span in spans)
+
+
+def _registration(groups: str) -> str | None:
+    """The registration at the start of `groups` (the one to three groups after a plate
+    word), or None. Hyphens join groups ("161-D-12345", "CX-45-YZ"); a space joins them only
+    when the joined whole has a plate's shape ("AB12 CDE", "GHJ 4821", "P 123 ABC"), so the
+    words after a registration ("7ABC123 on a ...") stay out. It must mix letters and digits:
+    "starts with" or "parked outside" after "plates" is no registration."""
+    parts = re.split(r"( |-)", groups)
+    best: str | None = None
+    for end in range(1, len(parts) + 1, 2):
+        span = "".join(parts[:end])
+        compact = span.replace(" ", "").replace("-", "")
+        joined_by_space = " " in span
+        if len(compact) > 9 or (joined_by_space and not p.PLATE_SHAPE.fullmatch(compact.upper())):
+            continue
+        if any(c.isdigit() for c in compact) and any(c.isalpha() for c in compact):
+            best = span
+    return best
 
 
 def _looks_like_word_and_number(span: str) -> bool:
@@ -102,14 +137,48 @@ def _places(text: str, mixed: bool) -> tuple[str, ...]:
     spans: list[tuple[int, str]] = []
     for pattern in (p.STREET, p.UK_POSTCODE, p.NEAR) if mixed else (p.STREET, p.NEAR):
         spans.extend((m.start(), _tidy(m.group(0))) for m in pattern.finditer(text))
+    spans.extend((m.start(), _tidy(m.group(0))) for m in p.NAMED_PLACE.finditer(text))
+    if mixed:
+        for m in p.ROAD.finditer(text):
+            group = next(g for g in (1, 2, 3) if m.group(g))
+            spans.append((m.start(group), _tidy(m.group(group))))
+    for m in p.ON_PLACE.finditer(text):
+        if m.group(1):
+            words = m.group(1).split()
+            while words and words[0] in p.NOT_A_PLACE:
+                words.pop(0)
+            if words and words[-1] not in p.NOT_A_PLACE:
+                spans.append((m.start(1), " ".join(words)))
+        else:
+            spans.append((m.start(2), _tidy(m.group(2))))
     spans.sort()
-    return _unique(span for _, span in spans)
+    # A place found whole by one pattern and in part by another ("Market St" and "Market"):
+    # the longer spelling stands.
+    found = _unique(span for _, span in spans)
+    return tuple(a for a in found if not any(a != b and a in b for b in found))
 
 
-def _coordinates(text: str) -> tuple[tuple[float, float], ...]:
+def _coordinates(text: str, urls: tuple[str, ...]) -> tuple[tuple[float, float], ...]:
+    """Decimal pairs ("53.4808, -2.2426"), hemisphere forms ("53.48N 2.24W"), degrees
+    minutes seconds, "lat .. lon ..", and the position in a maps link; in order of kind."""
+    found: list[tuple[float, float]] = []
+    if "." in text:
+        found += [(float(m[1]), float(m[2])) for m in p.COORDINATES.finditer(text)]
+        found += [(float(m[1]), float(m[2])) for m in p.COORDINATES_NAMED.finditer(text)]
+        for m in p.COORDINATES_NSEW.finditer(text):
+            lat, lon = float(m[1]), float(m[3])
+            found.append((-lat if m[2] == "S" else lat, -lon if m[4] == "W" else lon))
+    if "°" in text:
+        for m in p.COORDINATES_DMS.finditer(text):
+            lat = int(m[1]) + int(m[2]) / 60 + float(m[3] or 0) / 3600
+            lon = int(m[5]) + int(m[6]) / 60 + float(m[7] or 0) / 3600
+            found.append(
+                (round(-lat if m[4] == "S" else lat, 6), round(-lon if m[8] == "W" else lon, 6))
+            )
+    for url in urls:
+        found += [(float(m[1]), float(m[2])) for m in p.COORDINATES_IN_URL.finditer(url)]
     out: list[tuple[float, float]] = []
-    for m in p.COORDINATES.finditer(text):
-        lat, lon = float(m.group(1)), float(m.group(2))
+    for lat, lon in found:
         if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 and (lat, lon) not in out:
             out.append((lat, lon))
     return tuple(out)

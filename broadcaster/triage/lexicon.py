@@ -37,6 +37,8 @@ class Lexicon:
     stem_lengths: tuple[int, ...]
     groups: tuple[str, ...]
     # First words of multi-word terms: only these start a phrase look-up.
+    # The first k words (k ≥ 1) of every multi-word term, stem or not: a phrase is extended
+    # by a word only while it is one of these.
     phrase_starts: frozenset[str]
     # token → groups, filled as posts are seen (bounded; the same words recur in every post).
     _cache: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
@@ -59,7 +61,9 @@ class Lexicon:
             stems={term: tuple(sorted(g)) for term, g in stems.items()},
             stem_lengths=tuple(sorted({len(term) for term in stems})),
             groups=tuple(names),
-            phrase_starts=frozenset(t.split()[0] for t in [*exact, *stems] if " " in t),
+            phrase_starts=frozenset(
+                " ".join(t.split()[:k]) for t in [*exact, *stems] for k in range(1, len(t.split()))
+            ),
         )
 
     def match(self, tokens: Sequence[str], hashtags: Iterable[str] = ()) -> dict[str, int]:
@@ -78,6 +82,8 @@ class Lexicon:
             if token in starts:
                 phrase = token
                 for width in range(1, min(_MAX_WORDS, n - i)):
+                    if phrase not in starts:
+                        break  # no multi-word term goes on from here
                     phrase = phrase + " " + tokens[i + width]
                     for group in self._groups_of(phrase, len(token) + 1):
                         counts[group] = counts.get(group, 0) + 1

@@ -67,6 +67,34 @@ CASES: list[tuple[str, str, object]] = [
     ("video https://youtu.be/xyz", "media", "https://youtu.be/xyz"),
     ("story http://t.co/AbC12", "links", "http://t.co/AbC12"),
     ("story http://t.co/AbC12", "media", None),
+    ("photo pic.twitter.com/aB3dE5fGh1", "media", "pic.twitter.com/aB3dE5fGh1"),
+    # found by a battery of realistic posts (see test_plate_words_never_invent_a_plate too)
+    ("Partial plate starts with KX63", "plates", "KX63"),
+    ("Irish reg 161-D-12345", "plates", "161-D-12345"),
+    ("registration P 123 ABC", "plates", "P 123 ABC"),
+    ("maps https://maps.google.com/?q=29.7604,-95.3698", "coordinates", (29.7604, -95.3698)),
+    ("spotted at 53.48N 2.24W", "coordinates", (53.48, -2.24)),
+    ("lat 45.4215 lon -75.6972", "coordinates", (45.4215, -75.6972)),
+    ("the 5N 3W bus. Thanks", "coordinates", None),
+    ("Suspect is a white male, 30s, black hoodie, jeans", "persons", "white male, 30s"),
+    ("Suspect is a white male, 30s, black hoodie, jeans", "persons", "black hoodie"),
+    ("older man, grey hair, glasses", "persons", "grey hair"),
+    ("Missing girl aged 7", "persons", "aged 7"),
+    ("Thoughts with everyone, top work by police", "persons", None),
+    ("Shots fired on Deansgate", "places", "Deansgate"),
+    ("Manhunt in Watertown", "places", "Watertown"),
+    ("crash on the M1 junction 24", "places", "M1 junction 24"),
+    ("Gunman at Manchester Piccadilly station", "places", "Manchester Piccadilly station"),
+    ("down old kent rd rn", "places", "old kent rd"),
+    ("221 Baker Street", "places", "221 Baker Street"),
+    ("O'Connell Street", "places", "O'Connell Street"),
+    ("I saw it on Twitter on Monday", "places", None),
+    ("the A1 service was great", "places", None),
+    ("white transit van", "vehicles", "white transit van"),
+    ("threw acid at two lads", "weapons", "acid"),
+    ("Gun control now", "weapons", None),
+    ("bomb squad on scene", "weapons", None),
+    ("ten minutes ago", "times", "ten minutes ago"),
 ]
 
 
@@ -78,6 +106,21 @@ def test_entity_table(text: str, kind: str, expected: object) -> None:
         assert found == (), f"{kind} wrongly found in {text!r}: {found}"
     else:
         assert expected in found, f"{expected!r} not in {found} for {text!r}"
+
+
+@pytest.mark.parametrize(
+    ("text", "plates"),
+    [
+        ("blk suv no plates parked outside the embassy 4 hrs", ()),
+        ("reg started with", ()),
+        ("Texas plate 7ABC123 on a red pickup", ("7ABC123",)),
+        ("plate # GHJ 4821 heading north", ("GHJ 4821",)),
+        ("plate starts with KX63", ("KX63",)),
+    ],
+)
+def test_plate_words_never_invent_a_plate(text: str, plates: tuple[str, ...]) -> None:
+    """After "plate"/"reg", only a registration counts: never the words that follow it."""
+    assert extract(text).plates == plates
 
 
 def test_links_are_not_mined_for_plates_or_times() -> None:
