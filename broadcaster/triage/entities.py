@@ -35,7 +35,7 @@ class Entities:
 
     def kinds(self) -> tuple[str, ...]:
         """Names of the non-empty fields, in field order (model features use these)."""
-        return tuple(f.name for f in fields(self) if getattr(self, f.name))
+        return tuple(name for name in _KINDS if getattr(self, name))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form: only non-empty fields; coordinates as `[lat, lon]` pairs."""
@@ -45,6 +45,9 @@ class Entities:
             if value:
                 out[f.name] = [list(v) for v in value] if f.name == "coordinates" else list(value)
         return out
+
+
+_KINDS = tuple(f.name for f in fields(Entities))
 
 
 def extract(text: str) -> Entities:
@@ -61,7 +64,7 @@ def extract(text: str) -> Entities:
         if stems & p.VEHICLE_GATE
         else (),
         persons=_persons(bare, stems, mixed),
-        places=_places(bare, mixed) if mixed or stems & p.PLACE_GATE else (),
+        places=_places(bare, stems, mixed) if mixed or stems & p.PLACE_GATE else (),
         coordinates=_coordinates(bare, urls) if digits or urls else (),
         times=_unique(_tidy(m.group(0)) for m in p.TIME.finditer(bare))
         if digits or stems & p.TIME_GATE
@@ -133,16 +136,22 @@ def _plate_key(plate: str) -> str:
     return " ".join(plate.upper().split())
 
 
-def _places(text: str, mixed: bool) -> tuple[str, ...]:
+def _places(text: str, stems: set[str], mixed: bool) -> tuple[str, ...]:
     spans: list[tuple[int, str]] = []
-    for pattern in (p.STREET, p.UK_POSTCODE, p.NEAR) if mixed else (p.STREET, p.NEAR):
-        spans.extend((m.start(), _tidy(m.group(0))) for m in pattern.finditer(text))
-    spans.extend((m.start(), _tidy(m.group(0))) for m in p.NAMED_PLACE.finditer(text))
+    patterns = (
+        (p.STREET, mixed or stems & p.STREET_GATE),  # "5th Ave" starts with a digit
+        (p.UK_POSTCODE, mixed),
+        (p.NEAR, stems & p.NEAR_GATE),
+        (p.NAMED_PLACE, stems & p.NAMED_PLACE_GATE),
+    )
+    for pattern, wanted in patterns:
+        if wanted:
+            spans.extend((m.start(), _tidy(m.group(0))) for m in pattern.finditer(text))
     if mixed:
         for m in p.ROAD.finditer(text):
             group = next(g for g in (1, 2, 3) if m.group(g))
             spans.append((m.start(group), _tidy(m.group(group))))
-    for m in p.ON_PLACE.finditer(text):
+    for m in p.ON_PLACE.finditer(text) if stems & p.ON_PLACE_GATE else ():
         if m.group(1):
             words = m.group(1).split()
             while words and words[0] in p.NOT_A_PLACE:

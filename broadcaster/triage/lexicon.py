@@ -42,6 +42,10 @@ class Lexicon:
     phrase_starts: frozenset[str]
     # token → groups, filled as posts are seen (bounded; the same words recur in every post).
     _cache: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
+    # hashtag body → groups glued inside it (an incident's few hashtags recur in every post).
+    _infix_cache: dict[str, tuple[str, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def from_mapping(cls, groups: dict[str, Sequence[str]]) -> Lexicon:
@@ -87,8 +91,15 @@ class Lexicon:
                     phrase = phrase + " " + tokens[i + width]
                     for group in self._groups_of(phrase, len(token) + 1):
                         counts[group] = counts.get(group, 0) + 1
+        infix_cache = self._infix_cache
         for tag in hashtags:
-            self._match_infix(tag, counts)
+            groups = infix_cache.get(tag)
+            if groups is None:
+                groups = self._infix_groups(tag)
+                if len(infix_cache) < _CACHE_SIZE:
+                    infix_cache[tag] = groups
+            for group in groups:
+                counts[group] = counts.get(group, 0) + 1
         return counts
 
     def _groups_of(self, phrase: str, shortest: int = 0) -> tuple[str, ...]:
@@ -104,8 +115,9 @@ class Lexicon:
                 found = found + stem
         return found
 
-    def _match_infix(self, tag: str, counts: dict[str, int]) -> None:
-        """Terms glued inside a hashtag: "nswfires" has "fire", "sghaze" has "haze"."""
+    def _infix_groups(self, tag: str) -> tuple[str, ...]:
+        """Groups of the terms glued inside a hashtag ("nswfires" has "fire", "sghaze" has
+        "haze"), each once."""
         seen: set[str] = set()
         for start in range(1, len(tag) - _MIN_INFIX + 1):
             rest = tag[start:]
@@ -117,8 +129,7 @@ class Lexicon:
                 ):
                     if found:
                         seen.update(found)
-        for group in seen:
-            counts[group] = counts.get(group, 0) + 1
+        return tuple(sorted(seen))
 
 
 @cache

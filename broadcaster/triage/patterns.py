@@ -310,12 +310,16 @@ PERSON_PARTS: tuple[tuple[frozenset[str] | None, re.Pattern[str]], ...] = (
     ),
     (None, _AGED_BUILT),
 )
-PLACE_GATE = _gate(
+# Each place pattern runs only on a post holding one of its words (see `entities._places`).
+STREET_GATE = _gate(
     _STREET_KIND,
-    "on in down up along at towards toward into from the southbound northbound eastbound westbound",
-    "near outside opposite behind next front corner junction close calle avenida av paseo "
-    "plaza rue avenue boulevard via viale piazza corso rua praça largo travessa",
+    "calle avenida av paseo plaza rue avenue boulevard via viale piazza corso rua praça largo "
+    "travessa",
 )
+NEAR_GATE = _gate("near outside opposite behind next front corner junction close")
+NAMED_PLACE_GATE = _gate(NAMED_PLACE.pattern.split("\\s){1,3}", 1)[1])
+ON_PLACE_GATE = _gate("on in down up along at towards toward into from near outside off")
+PLACE_GATE = STREET_GATE | NEAR_GATE | NAMED_PLACE_GATE | ON_PLACE_GATE
 # The times with no digit: "just now", "moments ago", "ten minutes ago", "half past", "hace
 # unos minutos", "há poucos minutos".
 TIME_GATE = _gate("now ago quarter half hace há")
