@@ -48,10 +48,14 @@ class Entities:
 
 
 _KINDS = tuple(f.name for f in fields(Entities))
+MAX_TEXT = 4000
 
 
 def extract(text: str) -> Entities:
     """Every entity kind found in `text` (see the module docstring for the contract)."""
+    # Triage runs on the event loop: a post longer than any reply we take (web tips 2,000
+    # characters, SMS 1,600, MQTT replies 4,000) is read only this far.
+    text = text[:MAX_TEXT]
     urls = _unique(m.group(0).rstrip(".,;:!?)") for m in p.URL.finditer(text))
     # Links hold letters and digits that look like plates and times: match the rest only.
     bare = p.URL.sub(" ", text) if urls else text
@@ -105,18 +109,29 @@ def _persons(text: str, stems: set[str], mixed: bool) -> tuple[str, ...]:
 
 def _registration(groups: str) -> str | None:
     """The registration at the start of `groups` (the one to three groups after a plate
-    word), or None. Hyphens join groups ("161-D-12345", "CX-45-YZ"); a space joins them only
-    when the joined whole has a plate's shape ("AB12 CDE", "GHJ 4821", "P 123 ABC"), so the
-    words after a registration ("7ABC123 on a ...") stay out. It must mix letters and digits:
-    "starts with" or "parked outside" after "plates" is no registration."""
+    word, as written), or None. Hyphens join groups ("161-D-12345", "CX-45-YZ"). A space
+    joins the next group only when the joined whole has a plate's shape and the group is
+    written as a registration is: in capitals or digits after a capitalised start ("AB12
+    CDE", "GHJ 4821", "P 123 ABC"); after a lower-case start only the two-group "ab12 cde"
+    and "abc 1234" forms. So the words after a registration ("AB12 is a ...", "7ABC123 on")
+    never join it. It must mix letters and digits: "starts with" is no registration."""
     parts = re.split(r"( |-)", groups)
+    lower_start = parts[0].lower() == parts[0] and any(c.isalpha() for c in parts[0])
     best: str | None = None
     for end in range(1, len(parts) + 1, 2):
         span = "".join(parts[:end])
-        compact = span.replace(" ", "").replace("-", "")
-        joined_by_space = " " in span
-        if len(compact) > 9 or (joined_by_space and not p.PLATE_SHAPE.fullmatch(compact.upper())):
-            continue
+        compact = span.replace(" ", "").replace("-", "").upper()
+        if len(compact) > 9:
+            break
+        if end > 1 and parts[end - 2] == " ":
+            joined = parts[end - 1]
+            if lower_start:
+                if end != 3 or not p.LOWER_CASE_PLATE.fullmatch(compact):
+                    break
+            elif any(c.islower() for c in joined):
+                break
+            if not p.PLATE_SHAPE.fullmatch(compact):
+                continue
         if any(c.isdigit() for c in compact) and any(c.isalpha() for c in compact):
             best = span
     return best
@@ -137,7 +152,7 @@ def _plate_key(plate: str) -> str:
 
 
 def _places(text: str, stems: set[str], mixed: bool) -> tuple[str, ...]:
-    spans: list[tuple[int, str]] = []
+    spans: list[tuple[int, int, str]] = []  # (start, end, as shown)
     patterns = (
         (p.STREET, mixed or stems & p.STREET_GATE),  # "5th Ave" starts with a digit
         (p.UK_POSTCODE, mixed),
@@ -146,25 +161,32 @@ def _places(text: str, stems: set[str], mixed: bool) -> tuple[str, ...]:
     )
     for pattern, wanted in patterns:
         if wanted:
-            spans.extend((m.start(), _tidy(m.group(0))) for m in pattern.finditer(text))
+            spans.extend((m.start(), m.end(), _tidy(m.group(0))) for m in pattern.finditer(text))
     if mixed:
         for m in p.ROAD.finditer(text):
             group = next(g for g in (1, 2, 3) if m.group(g))
-            spans.append((m.start(group), _tidy(m.group(group))))
+            spans.append((m.start(group), m.end(group), _tidy(m.group(group))))
     for m in p.ON_PLACE.finditer(text) if stems & p.ON_PLACE_GATE else ():
         if m.group(1):
             words = m.group(1).split()
             while words and words[0] in p.NOT_A_PLACE:
                 words.pop(0)
             if words and words[-1] not in p.NOT_A_PLACE:
-                spans.append((m.start(1), " ".join(words)))
+                spans.append((m.end(1) - len(" ".join(words)), m.end(1), " ".join(words)))
         else:
-            spans.append((m.start(2), _tidy(m.group(2))))
-    spans.sort()
-    # A place found whole by one pattern and in part by another ("Market St" and "Market"):
-    # the longer spelling stands.
-    found = _unique(span for _, span in spans)
-    return tuple(a for a in found if not any(a != b and a in b for b in found))
+            spans.append((m.start(2), m.end(2), _tidy(m.group(2))))
+    # A place found whole by one pattern and in part by another ("near Martin Place" and
+    # "Martin Place"): the span that covers the other stands. Sorted by start, longest
+    # first, one sweep drops every span inside the one before it.
+    spans.sort(key=lambda span: (span[0], -span[1]))
+    kept: list[str] = []
+    reach = -1
+    for _start, end, shown in spans:
+        if end <= reach:
+            continue
+        kept.append(shown)
+        reach = max(reach, end)
+    return _unique(kept)
 
 
 def _coordinates(text: str, urls: tuple[str, ...]) -> tuple[tuple[float, float], ...]:

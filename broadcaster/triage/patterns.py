@@ -26,7 +26,7 @@ US_PLATE = re.compile(r"\b(?:[A-Z]{3}[- ]?[0-9]{4}|[0-9][A-Z]{3}[0-9]{3}|[A-Z]{3
 # letter/digit groups; `entities` decides which of them make a registration (see there).
 PLATE_AFTER_WORD = re.compile(
     r"\b(?:plates?|reg(?:istration)?|rego|licen[cs]e|tag|matr[ií]cula|placa|targa|plaque|"
-    r"immatriculation)(?:\s+(?:no\.?|number|num|#|plate|is|was|reads|read|:|starts? with|"
+    r"immatriculation)(?:\s+(?:no\.?|number|num|plate|is|was|reads|read|starts? with|"
     r"started(?: with)?|starting with|begins? with|beginning with|ends? (?:with|in)|"
     r"ending (?:with|in)|partial))*[\s:#.]+"
     r"([A-Z0-9]{1,8}(?:[ -][A-Z0-9]{1,5}){0,2})\b",
@@ -38,6 +38,8 @@ PLATE_SHAPE = re.compile(
     r"[A-Z]{2}[0-9]{2}[A-Z]{3}|[A-Z][0-9]{1,3}[A-Z]{3}|[A-Z]{3}[0-9]{1,3}[A-Z]"
     r"|[A-Z]{1,3}[0-9]{1,4}|[0-9]{1,4}[A-Z]{1,3}|[A-Z]{3}[0-9]{4}|[0-9][A-Z]{2}[0-9][A-Z]{2}"
 )
+# The two-group registrations that may be written in lower case ("reg ab12 cde").
+LOWER_CASE_PLATE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z]{3}|[A-Z]{3}[0-9]{4}")
 MONTHS = frozenset(
     [
         "JAN",
@@ -126,10 +128,10 @@ _DESCRIBED = re.compile(
     rf"|\b(?:tall|short|thin|skinny|slim|stocky|fat|large|big|small|young|old|older|elderly|"
     rf"bearded)(?:,?\s+(?:and\s+)?(?:tall|short|thin|skinny|slim|stocky|fat|young|older|"
     rf"bearded|white|black|asian))?\s+{_PERSON_NOUN}\b"
-    rf"|\b{_PERSON_NOUN},?\s+(?:aged\s+|about\s+|around\s+)?{_AGE_BAND}\b"
-    rf"|\ball in (?:black|white|grey|gray|dark clothing|camo)\b",
+    rf"|\b{_PERSON_NOUN},?\s+(?:aged\s+|about\s+|around\s+)?{_AGE_BAND}\b",
     _I,
 )
+_ALL_IN = re.compile(r"\ball in (?:black|white|grey|gray|dark clothing|camo)\b", _I)
 _HAIR = re.compile(
     r"\b(?:(?:short|long|curly|straight|shaved|spiky|dyed)\s+)?(?:blonde?|brown|black|dark|"
     r"grey|gray|ginger|red|white|fair|brunette)[ -]hair(?:ed)?\b"
@@ -153,7 +155,7 @@ _STREET_KIND = (
     r"Highway|Hwy|Terrace|Crescent|Court|Close|Parkway|Row|Gardens|Mall|Bridge|Station)"
 )
 # A capitalised name word, "O'Connell" and "McDonald" included.
-_NAME = r"[A-Z][A-Za-z'\u2019]*[a-z]"
+_NAME = r"(?<![\w'\u2019])[A-Z][A-Za-z'\u2019]*+(?<=[a-z])"
 STREET = re.compile(
     rf"\b(?:{_NAME}\s){{1,3}}{_STREET_KIND}\b"
     rf"|\b[0-9]{{1,5}}[A-Za-z]?\s(?:{_NAME}\s){{1,3}}{_STREET_KIND}\b"
@@ -178,7 +180,7 @@ NEAR = re.compile(
 )
 # A named place with a lower-case kind: "Piccadilly station", "the Lindt cafe".
 NAMED_PLACE = re.compile(
-    r"\b(?:[A-Z][\w'\u2019-]+\s){1,3}(?:station|cafe|café|mosque|church|synagogue|school|"
+    r"(?<![\w'\u2019-])(?:[A-Z][\w'\u2019-]+\s){1,3}(?:station|cafe|café|mosque|church|synagogue|school|"
     r"hospital|airport|mall|centre|center|stadium|arena|nightclub|hotel|park|bridge|market|"
     r"square|tower|estate|shopping centre|retail park|campus)\b"
 )
@@ -190,11 +192,12 @@ ROAD = re.compile(
     r"|\b((?:M|A)[0-9]{1,3}\s+(?:junction|jct|j)\s?[0-9]{1,3}[a-z]?)\b"
     r"|\b((?:junction|jct|J)\s?[0-9]{1,3}[a-z]? (?:of|on) the (?:M|A)[0-9]{1,3})\b"
 )
-# After "on", "in", "down" ...: one to three capitalised words ("on Deansgate", "in
-# Watertown"), unless they are a day, a month, a platform or a word such posts often follow
-# with ("on TV", "in God"); lower-case SMS street names ("on high st", "down old kent rd").
+# After "on", "in", "down" ... (not "from": "an update from Sarah"): one to three capitalised
+# words ("on Deansgate", "in Watertown"), unless they are a day, a month, a platform or a
+# word such posts often follow with ("on TV", "in God"); lower-case SMS street names ("on
+# high st", "down old kent rd").
 ON_PLACE = re.compile(
-    r"\b(?:on|in|down|up|along|at|towards|toward|into|from)\s+(?:the\s+)?"
+    r"\b(?:on|in|down|up|along|at|towards|toward|into)\s+(?:the\s+)?"
     r"((?:[A-Z][a-z'\u2019]+)(?:\s[A-Z][a-z'\u2019]+){0,2})\b"
     r"|\b(?:on|down|up|along|near|outside|off|at|in)\s+"
     r"((?:(?!the\b|a\b|my\b|this\b|that\b|our\b|your\b|his\b|her\b)[a-z]+\s){1,2}"
@@ -220,8 +223,8 @@ COORDINATES = re.compile(
 # "53.48N 2.24W", "53.4808° N, 2.2426° W": hemispheres instead of signs (decimals only:
 # "the 5N bus" is no position).
 COORDINATES_NSEW = re.compile(
-    r"(?<![\d.])([0-9]{1,2}\.[0-9]+)\s*°?\s*([NS])\b[\s,;/]*"
-    r"([0-9]{1,3}\.[0-9]+)\s*°?\s*([EW])\b"
+    r"(?<![\d.])([0-9]{1,2}\.[0-9]+)\s*+(?:°\s*+)?([NS])\b[\s,;/]*+"
+    r"([0-9]{1,3}\.[0-9]+)\s*+(?:°\s*+)?([EW])\b"
 )
 # Degrees, minutes, seconds: 42°21'47"N 71°03'36"W.
 COORDINATES_DMS = re.compile(
@@ -301,6 +304,7 @@ PERSON_PARTS: tuple[tuple[frozenset[str] | None, re.Pattern[str]], ...] = (
     (_gate(_CLOTHING, _LISTED_CLOTHING, "balaclavas masks hoodies hoods camo uniforms"), _CLOTHED),
     (_gate(_PERSON_NOUN), _DESCRIBED),
     (_gate("hair haired bald balding shaved ponytail dreadlocks dreads"), _HAIR),
+    (_gate("all"), _ALL_IN),
     (
         _gate(
             "his her their aged age year years yr yrs build heavy heavyset beard moustache "
@@ -318,7 +322,7 @@ STREET_GATE = _gate(
 )
 NEAR_GATE = _gate("near outside opposite behind next front corner junction close")
 NAMED_PLACE_GATE = _gate(NAMED_PLACE.pattern.split("\\s){1,3}", 1)[1])
-ON_PLACE_GATE = _gate("on in down up along at towards toward into from near outside off")
+ON_PLACE_GATE = _gate("on in down up along at towards toward into near outside off")
 PLACE_GATE = STREET_GATE | NEAR_GATE | NAMED_PLACE_GATE | ON_PLACE_GATE
 # The times with no digit: "just now", "moments ago", "ten minutes ago", "half past", "hace
 # unos minutos", "há poucos minutos".

@@ -63,6 +63,10 @@ def test_compose_file_mounts_what_exists() -> None:
     """Without docker: the services are there and every file bind-mounted exists."""
     yaml = pytest.importorskip("yaml")
     compose = yaml.safe_load(COMPOSE.read_text())
+    # The gateway deploy/broadcaster.toml trusts is the one compose fixes.
+    [network] = compose["networks"]["default"]["ipam"]["config"]
+    trusted = load_settings(DEPLOY / "broadcaster.toml").http.trusted_proxies
+    assert [str(n) for n in trusted] == [network["gateway"] + "/32"]
     services = compose["services"]
     assert {"broadcaster", "mosquitto", "postgres", "prometheus", "grafana"} <= set(services)
     assert services["broadcaster"]["build"]["dockerfile"] == "deploy/Dockerfile"
@@ -99,9 +103,11 @@ def test_container_config_loads_with_secrets_from_the_environment(
     assert settings.mqtt.url == "mqtt://broadcaster:pw@mosquitto:1883"
     assert settings.http.host == "0.0.0.0"
     assert settings.logging.format == "json"
-    # The host's proxy reaches the container from a Docker bridge gateway: trusted.
-    assert forwarded_client("172.18.0.1", ["203.0.113.5"], settings.http.trusted_proxies) == (
-        "203.0.113.5"
-    )
+    # The host's proxy reaches the container from the compose network's gateway: trusted,
+    # and only it: another address on a private range cannot name its own bucket.
+    trusted = settings.http.trusted_proxies
+    assert forwarded_client("172.31.250.1", ["6.6.6.6, 203.0.113.5"], trusted) == "203.0.113.5"
+    assert forwarded_client("172.31.250.7", ["6.6.6.6"], trusted) == "172.31.250.7"
+    assert forwarded_client("192.168.1.10", ["6.6.6.6"], trusted) == "192.168.1.10"
     text = (DEPLOY / "broadcaster.toml").read_text()
     assert "password" not in re.sub(r"#.*", "", text).lower()
