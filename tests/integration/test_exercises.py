@@ -25,6 +25,8 @@ from broadcaster.audience import SubscriberDirectory
 from broadcaster.config import WebhookReceiver
 from broadcaster.errors import PayloadError
 from broadcaster.intake import PayloadFormat, Submission
+from broadcaster.planner import Planner
+from broadcaster.ports import PlannedDelivery
 from tests.integration.engine import alert_body, engine, submit, until, until_outbox_empty
 from tests.integration.test_sms_channel import CENTRE, channel_for, people
 from tests.integration.test_x_channel import settings_for
@@ -102,6 +104,12 @@ async def test_webhook_receivers_opt_in_to_exercises_one_by_one() -> None:
         )
         assert channel.exercise_audience(alert) == ["https://drill.example/hook"]
         assert channel.audience(alert) == [r.url for r in receivers]
+        # Asking for the web channel plans the webhooks the same way: a drill only to the
+        # receiver that opted in.
+        planner = Planner({"webhook": channel})
+        assert planner.plan(alert, ("web",)) == (
+            PlannedDelivery("webhook", "https://drill.example/hook"),
+        )
 
 
 async def test_an_exercise_may_not_cancel_a_live_alert(tmp_path: Path) -> None:
