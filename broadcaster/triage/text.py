@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 from broadcaster.triage.lexicon import Lexicon, packaged_lexicon
 
@@ -46,17 +47,19 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def tokens_of(text: str) -> tuple[list[str], list[str]]:
+@lru_cache(maxsize=256)
+def tokens_of(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(tokens, hashtag bodies) of a post, folded; links become `xurl`, mentions `xuser`.
 
     A camel-case hashtag is split into its words ("#SydneySiege" → "sydney", "siege"); the
-    folded hashtag bodies are returned separately for mid-word lexicon matching.
+    folded hashtag bodies are returned separately for mid-word lexicon matching. Cached for
+    the last few texts: the model and the clusterer read the same reply one after the other.
     """
     text = _URL.sub(" xurl ", text)
     text = _MENTION.sub(" xuser ", text)
-    hashtags = [fold(tag) for tag in _HASHTAG.findall(text)]
+    hashtags = tuple(fold(tag) for tag in _HASHTAG.findall(text))
     text = _HASHTAG.sub(lambda m: " " + _CAMEL.sub(" ", m.group(1)) + " ", text)
-    return _WORD.findall(fold(text)), hashtags
+    return tuple(_WORD.findall(fold(text))), hashtags
 
 
 def features(
