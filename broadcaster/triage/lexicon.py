@@ -17,7 +17,7 @@ it costs a few microseconds per post whatever the size of the lexicon.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -74,14 +74,9 @@ class Lexicon:
         """Count matches per group over `tokens` (and mid-word inside `hashtags`)."""
         counts: dict[str, int] = {}
         n = len(tokens)
-        cache, starts = self._cache, self.phrase_starts
+        table, starts = self._cache, self.phrase_starts
         for i, token in enumerate(tokens):
-            found = cache.get(token)
-            if found is None:
-                found = self._groups_of(token)
-                if len(cache) < _CACHE_SIZE:
-                    cache[token] = found
-            for group in found:
+            for group in _cached(table, token, self._groups_of):
                 counts[group] = counts.get(group, 0) + 1
             if token in starts:
                 phrase = token
@@ -91,14 +86,8 @@ class Lexicon:
                     phrase = phrase + " " + tokens[i + width]
                     for group in self._groups_of(phrase, len(token) + 1):
                         counts[group] = counts.get(group, 0) + 1
-        infix_cache = self._infix_cache
         for tag in hashtags:
-            groups = infix_cache.get(tag)
-            if groups is None:
-                groups = self._infix_groups(tag)
-                if len(infix_cache) < _CACHE_SIZE:
-                    infix_cache[tag] = groups
-            for group in groups:
+            for group in _cached(self._infix_cache, tag, self._infix_groups):
                 counts[group] = counts.get(group, 0) + 1
         return counts
 
@@ -130,6 +119,18 @@ class Lexicon:
                     if found:
                         seen.update(found)
         return tuple(sorted(seen))
+
+
+def _cached(
+    table: dict[str, tuple[str, ...]], key: str, compute: Callable[[str], tuple[str, ...]]
+) -> tuple[str, ...]:
+    """`compute(key)`, remembered in `table` while it holds fewer than _CACHE_SIZE keys."""
+    found = table.get(key)
+    if found is None:
+        found = compute(key)
+        if len(table) < _CACHE_SIZE:
+            table[key] = found
+    return found
 
 
 @cache
