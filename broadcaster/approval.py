@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,7 +77,9 @@ def clean_reason(reason: object) -> str:
 
 
 def _user_name(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    """A token name as a person: compatibility forms folded (NFKC: full-width letters are
+    the plain ones), case and spacing aside."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
 
 
 def _utcnow() -> datetime:
