@@ -112,14 +112,10 @@ _OUTBOX_DEPTH = (
     "SELECT channel, state, COUNT(*), MIN(created_at) FROM deliveries "
     "WHERE state = ANY($1::text[]) GROUP BY channel, state"
 )
-_DELIVERY_COUNTS = (
-    "SELECT channel, state, COUNT(*) FROM deliveries WHERE alert_id = $1 "
-    "GROUP BY channel, state ORDER BY channel, state"
-)
 # $1 alert ids. Served by the unique (alert_id, channel, recipient) index.
 _DELIVERY_COUNTS_FOR = (
     "SELECT alert_id, channel, state, COUNT(*) FROM deliveries "
-    "WHERE alert_id = ANY($1::text[]) GROUP BY alert_id, channel, state"
+    "WHERE alert_id = ANY($1::text[]) GROUP BY alert_id, channel, state ORDER BY channel, state"
 )
 _LIST_DELIVERIES = (
     f"SELECT {schema.DELIVERY_RECORD_COLUMNS} FROM deliveries "  # noqa: S608
@@ -250,13 +246,7 @@ class PostgresDeliveries(PostgresBase):
         return [OutboxDepth(r[0], r[1], int(r[2]), r[3]) for r in rows]
 
     async def delivery_counts(self, alert_id: str) -> dict[str, dict[str, int]]:
-        self._check_open()
-        with translated("delivery_counts"):
-            rows = await self._pool.fetch(_DELIVERY_COUNTS, alert_id)
-        counts: dict[str, dict[str, int]] = {}
-        for channel, state, count in rows:
-            counts.setdefault(channel, {})[state] = int(count)
-        return counts
+        return (await self.delivery_counts_for((alert_id,))).get(alert_id, {})
 
     async def delivery_counts_for(
         self, alert_ids: Sequence[str]

@@ -2,11 +2,9 @@
 release, lease, expire and count deliveries, and the channel leases.
 
 Contract:
-- The statements are in `sqlite_outbox`, except the grouped counts of several alerts
-  (`delivery_counts_for`), which only this module reads. Every write is a writer job,
-  committed with the next batch, except finishing: outcomes are the most frequent write,
-  so they queue as a `PendingFinish` and a batch records all of its outcomes in one
-  executemany.
+- The statements are in `sqlite_outbox`. Every write is a writer job, committed with the
+  next batch, except finishing: outcomes are the most frequent write, so they queue as a
+  `PendingFinish` and a batch records all of its outcomes in one executemany.
 - One process per SQLite database: it holds every channel's lease, so acquiring grants
   every channel asked for and releasing does nothing.
 Rows enter the queue with their alert (planned in the batch that inserts it, or in an
@@ -32,12 +30,6 @@ from broadcaster.ports import (
     OutboxDepth,
 )
 
-# `delivery_counts_for`: one grouped read per chunk of ids, served by the unique
-# (alert_id, channel, recipient) index. `marks` is only "?, ?, ...", never input.
-_COUNTS_BY_ALERTS = (
-    "SELECT alert_id, channel, state, COUNT(*) FROM deliveries "
-    "WHERE alert_id IN ({marks}) GROUP BY alert_id, channel, state"
-)
 _IDS_PER_QUERY = 500  # well under SQLite's parameter limit (32766 by default)
 
 
@@ -123,11 +115,7 @@ class SqliteDeliveries(SqliteBase):
         ]
 
     async def delivery_counts(self, alert_id: str) -> dict[str, dict[str, int]]:
-        rows = await self._fetch(sqlite_outbox.COUNTS_BY_ALERT, (alert_id,))
-        counts: dict[str, dict[str, int]] = {}
-        for channel, state, count in rows:
-            counts.setdefault(str(channel), {})[str(state)] = int(count)
-        return counts
+        return (await self.delivery_counts_for((alert_id,))).get(alert_id, {})
 
     async def delivery_counts_for(
         self, alert_ids: Sequence[str]
@@ -137,7 +125,7 @@ class SqliteDeliveries(SqliteBase):
         for start in range(0, len(ids), _IDS_PER_QUERY):
             chunk = ids[start : start + _IDS_PER_QUERY]
             marks = ", ".join("?" * len(chunk))
-            rows = await self._fetch(_COUNTS_BY_ALERTS.format(marks=marks), chunk)
+            rows = await self._fetch(sqlite_outbox.COUNTS_BY_ALERTS.format(marks=marks), chunk)
             for alert_id, channel, state, count in rows:
                 by_channel = counts.setdefault(str(alert_id), {})
                 by_channel.setdefault(str(channel), {})[str(state)] = int(count)

@@ -118,8 +118,11 @@ OUTBOX_DEPTH = (
     "SELECT channel, state, COUNT(*), MIN(created_at) FROM deliveries "
     "WHERE state IN ('pending', 'sending') GROUP BY channel, state"
 )
-COUNTS_BY_ALERT = (
-    "SELECT channel, state, COUNT(*) FROM deliveries WHERE alert_id = ? GROUP BY channel, state"
+# Grouped counts of several alerts; `marks` is only "?, ?, ...", never input. Served by the
+# unique (alert_id, channel, recipient) index.
+COUNTS_BY_ALERTS = (
+    "SELECT alert_id, channel, state, COUNT(*) FROM deliveries "
+    "WHERE alert_id IN ({marks}) GROUP BY alert_id, channel, state ORDER BY channel, state"
 )
 LIST_BY_ALERT = """
 SELECT id, alert_id, channel, recipient, state, priority, attempts, next_attempt_at,
