@@ -78,9 +78,11 @@ class Planner:
     def plan(self, alert: Alert, requested: tuple[str, ...]) -> tuple[PlannedDelivery, ...]:
         if alert.status is Status.DRAFT or alert.msg_type in _NOT_BROADCAST:
             return ()
-        names = requested or tuple(self._channels)
-        if requested:
-            names = tuple(n for name in requested for n in (name, *_ALSO_PLANNED.get(name, ())))
+        names = (
+            tuple(n for name in requested for n in (name, *_ALSO_PLANNED.get(name, ())))
+            if requested
+            else tuple(self._channels)
+        )
         live = is_live(alert)
         planned: dict[tuple[str, str], None] = {}
         for name in names:

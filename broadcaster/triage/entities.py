@@ -97,12 +97,9 @@ def _plates(text: str) -> tuple[str, ...]:
 
 def _persons(text: str, stems: set[str], mixed: bool) -> tuple[str, ...]:
     spans: list[tuple[int, str]] = []
-    ran: set[int] = set()
-    for gate, pattern in p.PERSON_PARTS:
-        if id(pattern) in ran or not (mixed if gate is None else stems & gate):
-            continue
-        ran.add(id(pattern))
-        spans.extend((m.start(), _tidy(m.group(0))) for m in pattern.finditer(text))
+    for gate, on_digits, pattern in p.PERSON_PARTS:
+        if (on_digits and mixed) or stems & gate:
+            spans.extend((m.start(), _tidy(m.group(0))) for m in pattern.finditer(text))
     spans.sort()
     return _unique(span for _, span in spans)
 

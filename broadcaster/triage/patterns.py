@@ -298,21 +298,26 @@ def _gate(*sources: str) -> frozenset[str]:
 
 VEHICLE_GATE = _gate(_COLOUR, _MAKE, "blk wht slv gry blu")
 WEAPON_GATE = _gate(WEAPON.pattern)
-# (gate, pattern): the pattern runs on a post holding a word that starts like one of its
-# gate's (first four letters), or, for a gate of None, on a post with a letter by a digit.
-PERSON_PARTS: tuple[tuple[frozenset[str] | None, re.Pattern[str]], ...] = (
-    (_gate(_CLOTHING, _LISTED_CLOTHING, "balaclavas masks hoodies hoods camo uniforms"), _CLOTHED),
-    (_gate(_PERSON_NOUN), _DESCRIBED),
-    (_gate("hair haired bald balding shaved ponytail dreadlocks dreads"), _HAIR),
-    (_gate("all"), _ALL_IN),
+# (gate, on digits, pattern): the pattern runs on a post holding a word that starts like one
+# of its gate's (first four letters), or, when `on digits`, on any post with a letter by a
+# digit ("6ft", "20s").
+PERSON_PARTS: tuple[tuple[frozenset[str], bool, re.Pattern[str]], ...] = (
+    (
+        _gate(_CLOTHING, _LISTED_CLOTHING, "balaclavas masks hoodies hoods camo uniforms"),
+        False,
+        _CLOTHED,
+    ),
+    (_gate(_PERSON_NOUN), False, _DESCRIBED),
+    (_gate("hair haired bald balding shaved ponytail dreadlocks dreads"), False, _HAIR),
+    (_gate("all"), False, _ALL_IN),
     (
         _gate(
             "his her their aged age year years yr yrs build heavy heavyset beard moustache "
             "mustache tattoo scar goatee ft feet foot tall"
         ),
+        True,
         _AGED_BUILT,
     ),
-    (None, _AGED_BUILT),
 )
 # Each place pattern runs only on a post holding one of its words (see `entities._places`).
 STREET_GATE = _gate(
