@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,18 @@ class RunningService:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-async def start_service(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningService]:
+async def start_service(
+    tmp_path: Path, *, wiring: Mapping[str, Any] | None = None, **overrides: Any
+) -> AsyncIterator[RunningService]:
+    """The whole service on loopback, settings `overrides` over the test defaults, with
+    `wiring` passed to `running_service` (extra channels, a triage), a token per role."""
     overrides.setdefault("database", {"url": f"sqlite:///{tmp_path / 'broadcaster.db'}"})
     overrides.setdefault("http", {}).setdefault("port", 0)
     settings = load_settings(None, **overrides)
-    async with running_service(settings) as (service, url), aiohttp.ClientSession() as http:
+    async with (
+        running_service(settings, **(wiring or {})) as (service, url),
+        aiohttp.ClientSession() as http,
+    ):
         running = RunningService(service, url, http)
         for role in Role:
             running.tokens[role], _ = await create_token(

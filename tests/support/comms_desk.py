@@ -8,13 +8,8 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from adapters.server import running_service
-from broadcaster.auth import create_token
-from broadcaster.config import load_settings
 from broadcaster.ports import Channel, Role
-from tests.conftest import RunningService
+from tests.conftest import RunningService, start_service
 from tests.integration.engine import alert_body
 
 MARKET = {"description": "Market St", "circle": {"lat": 53.48, "lon": -2.24, "radius_km": 2}}
@@ -24,22 +19,16 @@ MARKET = {"description": "Market St", "circle": {"lat": 53.48, "lon": -2.24, "ra
 async def desk(
     tmp_path: Path, extra_channels: Mapping[str, Channel], **overrides: Any
 ) -> AsyncIterator[RunningService]:
-    """The whole service on loopback with these channels, a token per role and a second
-    issuer (`tokens["issuer2"]`)."""
+    """The whole service on loopback with these channels and a token per role."""
     overrides.setdefault("database", {"url": f"sqlite:///{tmp_path / 'desk.db'}"})
     overrides.setdefault("http", {"port": 0})
     overrides.setdefault("delivery", {"poll_seconds": 0.05, "shutdown_grace_seconds": 1.0})
-    settings = load_settings(None, **overrides)
-    async with (
-        running_service(settings, extra_channels=extra_channels) as (service, url),
-        aiohttp.ClientSession() as http,
-    ):
-        running = RunningService(service, url, http)
-        for role in Role:
-            running.tokens[role], _ = await create_token(
-                service.store, role=role, name=f"test-{role.value}"
-            )
-        yield running
+    wiring = {"extra_channels": extra_channels}
+    services = start_service(tmp_path, wiring=wiring, **overrides)
+    # aclosing: a test that fails stops the service now, not when the generator is collected.
+    async with contextlib.aclosing(services):
+        async for running in services:
+            yield running
 
 
 async def call(

@@ -4,19 +4,15 @@ it, and waiting for replies to be stored."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from adapters.server import running_service
-from broadcaster.auth import create_token
-from broadcaster.config import load_settings
-from broadcaster.ports import Role, StoredReply
-from tests.conftest import RunningService
+from broadcaster.ports import StoredReply
+from tests.conftest import RunningService, start_service
 
 SUSPECT_WORDS = ("knife", "gun", "suspect", "balaclava", "running")
 HAZARD_WORDS = ("fire", "smoke", "flood", "gas", "collapse")
@@ -45,20 +41,12 @@ def keyword_triage(text: str) -> KeywordTriage:
 
 async def start_listening(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningService]:
     """The whole service (as tests.conftest.start_service) with the keyword triage."""
-    overrides.setdefault("database", {"url": f"sqlite:///{tmp_path / 'broadcaster.db'}"})
-    overrides.setdefault("http", {}).setdefault("port", 0)
     overrides.setdefault("approval", {"two_person_severities": []})
-    settings = load_settings(None, **overrides)
-    async with (
-        running_service(settings, triage=keyword_triage) as (service, url),
-        aiohttp.ClientSession() as http,
-    ):
-        running = RunningService(service, url, http)
-        for role in Role:
-            running.tokens[role], _ = await create_token(
-                service.store, role=role, name=f"test-{role.value}"
-            )
-        yield running
+    services = start_service(tmp_path, wiring={"triage": keyword_triage}, **overrides)
+    # aclosing: a test that fails stops the service now, not when the generator is collected.
+    async with contextlib.aclosing(services):
+        async for running in services:
+            yield running
 
 
 async def eventually(
