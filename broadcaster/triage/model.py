@@ -9,8 +9,9 @@ Contract:
   holds each category whose score reaches its threshold; `scores` has both categories in
   [0, 1]; `entities` are those of `entities.extract`.
 - Thresholds favour recall (a missed suspect or hazard costs more than a false alarm): each is
-  the highest threshold that kept leave-one-event-out recall ≥ the model file's
-  `target_recall` on the development set; `model.json` records the CV precision and recall.
+  the highest threshold at which leave-one-event-out recall on the development set stays ≥
+  the model file's `target_recall` in `recall_confidence` of the resamples of its events
+  (a margin for posts of new events); `model.json` records the CV precision and recall.
 """
 
 from __future__ import annotations
