@@ -1,6 +1,8 @@
 """`broadcaster demo`: the service on SQLite with the Twilio, X and Facebook simulators in the
 same process and about 1,000 demo subscribers around Manchester city centre, so an alert with
-an area visibly fans out by SMS, X and Facebook (to the simulators, never the real services).
+an area visibly fans out by SMS, X and Facebook (to the simulators, never the real services),
+and simulated residents answer it by SMS and on X (`demo_public`), so replies reach the
+responder desk, triaged.
 
 Each simulator listens where the demo config's `api_base` for its channel says, and only when
 that channel is configured. Twilio's status callbacks reach `http.public_url`, so receipts move
@@ -9,15 +11,17 @@ deliveries to `delivered` as in production.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from adapters.demo_public import DemoPublic
 from adapters.server import serve
 from adapters.simulators.facebook import FacebookSimulator
 from adapters.simulators.twilio import TwilioSimulator
-from adapters.simulators.x import XSimulator
+from adapters.simulators.x import DEFAULT_USER, XSimulator
 from adapters.store import open_store
 from broadcaster.config import Settings
 from broadcaster.ports import Subscriber
@@ -51,9 +55,11 @@ async def run_demo(settings: Settings) -> None:
     finally:
         await store.close()
     async with contextlib.AsyncExitStack() as simulators:
+        twilio: TwilioSimulator | None = None
+        x_simulator: XSimulator | None = None
         sms = settings.channels.sms
         if sms.account_sid and sms.auth_token is not None:
-            await simulators.enter_async_context(
+            twilio = await simulators.enter_async_context(
                 TwilioSimulator(
                     account_sid=sms.account_sid,
                     auth_token=sms.auth_token.get_secret_value(),
@@ -63,7 +69,9 @@ async def run_demo(settings: Settings) -> None:
             )
         x = settings.channels.x
         if x.consumer_key:
-            await simulators.enter_async_context(XSimulator(port=urlsplit(x.api_base).port or 0))
+            x_simulator = await simulators.enter_async_context(
+                XSimulator(port=urlsplit(x.api_base).port or 0)
+            )
         facebook = settings.channels.facebook
         if facebook.page_id and facebook.page_token is not None:
             await simulators.enter_async_context(
@@ -73,4 +81,16 @@ async def run_demo(settings: Settings) -> None:
                     port=urlsplit(facebook.api_base).port or 0,
                 )
             )
-        await serve(settings)
+        public = DemoPublic(
+            hook_url=f"{settings.http.base_url}/hooks/twilio/sms",
+            twilio=twilio,
+            # Mentions are only read when the config names our X user (the simulator's).
+            x=x_simulator if x.user_id == DEFAULT_USER["id"] else None,
+        )
+        answering = asyncio.create_task(public.run(), name="demo-public")
+        try:
+            await serve(settings)
+        finally:
+            answering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await answering

@@ -2,8 +2,9 @@
 
 Contract:
 - `demo_settings(folder, port)` writes `folder/broadcaster.toml` on first use (SQLite in
-  `folder`, the SMS, X and Facebook channels pointed at simulators on `port`+1..3, no
-  two-person rule) and loads it; an existing file is kept, so edits stick.
+  `folder`, the SMS, X and Facebook channels pointed at simulators on `port`+1..3, X mentions
+  of the simulator's account read every 2 s, no two-person rule) and loads it; an existing
+  file is kept, so edits stick.
 - `serve_demo(settings, folder, wiring)` creates an issuer and an admin token (audited, actor
   "cli"), prints the addresses, both tokens and an example request, then serves through
   `wiring.demo` until stopped. It never reaches a real provider: the channels' `api_base`
@@ -52,6 +53,9 @@ consumer_secret = "demo-consumer-secret"
 access_token = "demo-access-token"
 access_token_secret = "demo-access-token-secret"
 api_base = "http://127.0.0.1:{x_port}"
+# The simulator's account: mentions of it are read as replies, every 2 s for the demo.
+user_id = "1072250532645998596"
+poll_seconds = 2
 
 [channels.facebook]
 # The Graph API simulator started by the demo (never the real Facebook).
@@ -139,6 +143,14 @@ move to sent and then delivered (use the id the POST returned):
   curl -s '{base}/v1/alerts/ALERT_ID/deliveries?limit=5' -H 'Authorization: Bearer {admin}'
 List alerts:
   curl -s {base}/v1/alerts -H 'Authorization: Bearer {admin}'
+
+The public answers: a few seconds after an alert goes out, simulated residents reply to it
+by SMS and on X. Their replies are triaged (SUSPECT, HAZARD, entities) and linked to the
+alert; see them in the responder desk, or:
+  curl -s '{base}/v1/replies?category=hazard' -H 'Authorization: Bearer {admin}'
+Send a tip yourself ({base}/tips has the form):
+  curl -s -X POST {base}/v1/replies -H 'Content-Type: application/json' \
+    -d '{{"text":"Smoke coming from the back of 40 Oldham St"}}'
 Press Ctrl-C to stop.
 """,
         flush=True,

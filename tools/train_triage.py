@@ -93,6 +93,17 @@ def cross_validate(dev: list[Post], extra: list[Post]) -> list[list[float]]:
     )
 
 
+def average_precision(scores: list[float], truth: list[int]) -> float:
+    """Mean of the precision at each positive, ranked by score (ties in input order)."""
+    ranked = sorted(zip(scores, truth, strict=True), key=lambda pair: -pair[0])
+    found, total = 0, 0.0
+    for rank, (_, positive) in enumerate(ranked, 1):
+        if positive:
+            found += 1
+            total += found / rank
+    return total / found if found else 0.0
+
+
 def recall_threshold(scores: list[float], truth: list[int], target: float) -> float:
     """The highest threshold whose recall is still ≥ target."""
     positives = sorted((s for s, t in zip(scores, truth, strict=True) if t), reverse=True)
@@ -156,6 +167,7 @@ def main() -> int:
             "precision": round(precision, 3),
             "recall": round(recall, 3),
             "recall_at_precision_0.80": round(recall_at_p80, 3),
+            "average_precision": round(average_precision(scores, truth), 3),
             "at_recall_0.90": {
                 "precision": round(bare_precision, 3),
                 "recall": round(bare_recall, 3),
@@ -164,7 +176,7 @@ def main() -> int:
         print(
             f"{category}: threshold {t:.3f} CV precision {precision:.3f} recall {recall:.3f} "
             f"(at bare recall {TARGET_RECALL}: precision {bare_precision:.3f} "
-            f"recall {bare_recall:.3f})"
+            f"recall {bare_recall:.3f}; average precision {cv[category]['average_precision']:.3f})"
         )
     model = learn.fit(
         [row(str(p["text"])) for p in dev + extra],

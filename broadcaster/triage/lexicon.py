@@ -9,6 +9,8 @@ Terms are accent-folded and lower-case, as `text.normalise` leaves posts. A term
 is a stem and matches any token (or run of tokens) it begins; other terms match whole tokens.
 Multi-word terms match runs of up to three tokens. Inside a hashtag ("#yycflood",
 "#LAXshooting") terms of four or more letters also match mid-word, since hashtags glue words.
+A term written with a leading `#` matches only at the end of a hashtag ("#strong" is in
+"#BostonStrong" and "#calgarystrong", never in "a strong smell of gas").
 
 Matching is dictionary look-ups per token prefix, never a regex alternation over the text, so
 it costs a few microseconds per post whatever the size of the lexicon.
@@ -40,6 +42,8 @@ class Lexicon:
     # The first k words (k ≥ 1) of every multi-word term, stem or not: a phrase is extended
     # by a word only while it is one of these.
     phrase_starts: frozenset[str]
+    # Hashtag-only terms (written "#term"), matched as a hashtag body's ending.
+    tag_endings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # token → groups, filled as posts are seen (bounded; the same words recur in every post).
     _cache: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
     # hashtag body → groups glued inside it (an incident's few hashtags recur in every post).
@@ -52,11 +56,14 @@ class Lexicon:
         """Build the tables; keys starting with `_` are comments and are skipped."""
         exact: dict[str, set[str]] = {}
         stems: dict[str, set[str]] = {}
+        tag_endings: dict[str, set[str]] = {}
         names = sorted(name for name in groups if not name.startswith("_"))
         for name in names:
             for raw in groups[name]:
                 term = " ".join(raw.lower().split())
-                if term.endswith("*"):
+                if term.startswith("#"):
+                    tag_endings.setdefault(term[1:], set()).add(name)
+                elif term.endswith("*"):
                     stems.setdefault(term[:-1].rstrip(), set()).add(name)
                 else:
                     exact.setdefault(term, set()).add(name)
@@ -68,6 +75,7 @@ class Lexicon:
             phrase_starts=frozenset(
                 " ".join(t.split()[:k]) for t in [*exact, *stems] for k in range(1, len(t.split()))
             ),
+            tag_endings={term: tuple(sorted(g)) for term, g in tag_endings.items()},
         )
 
     def match(self, tokens: Sequence[str], hashtags: Iterable[str] = ()) -> dict[str, int]:
@@ -106,7 +114,7 @@ class Lexicon:
 
     def _infix_groups(self, tag: str) -> tuple[str, ...]:
         """Groups of the terms glued inside a hashtag ("nswfires" has "fire", "sghaze" has
-        "haze"), each once."""
+        "haze") and of the hashtag-only terms it ends with, each once."""
         seen: set[str] = set()
         for start in range(1, len(tag) - _MIN_INFIX + 1):
             rest = tag[start:]
@@ -118,6 +126,8 @@ class Lexicon:
                 ):
                     if found:
                         seen.update(found)
+        for start in range(len(tag)):
+            seen.update(self.tag_endings.get(tag[start:], ()))
         return tuple(sorted(seen))
 
 

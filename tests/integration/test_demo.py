@@ -1,5 +1,6 @@
 """`broadcaster demo` as a newcomer runs it: the printed curl line sends an alert that reaches
-the public page, X, Facebook and SMS (all simulators) with receipts."""
+the public page, X, Facebook and SMS (all simulators) with receipts, and the demo's simulated
+residents answer it by SMS and on X."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def start_demo(tmp_path: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
 
 async def test_the_demo_sends_an_alert_everywhere(tmp_path: Path) -> None:
     """The demo prints tokens and a curl body; that alert is on `/` and sent on x, facebook
-    and sms, with SMS receipts arriving as delivered."""
+    and sms, with SMS receipts arriving as delivered; SMS and X replies to it then reach
+    `/v1/replies`, linked to it."""
     port = four_free_ports()
     out = tmp_path / "demo.out"
     process = start_demo(tmp_path, port, out)
@@ -105,6 +107,20 @@ async def test_the_demo_sends_an_alert_everywhere(tmp_path: Path) -> None:
             assert listed[alert_id]["deliveries"] == counts  # the list carries them too
             async with http.get(f"{base}/") as response:
                 assert "Avoid Market St" in await response.text()
+            # The demo's simulated residents answer by SMS and on X; both reach the feed,
+            # triaged and linked to the alert.
+            replies: list[dict[str, object]] = []
+            for _ in range(150):
+                async with http.get(
+                    f"{base}/v1/replies", headers={"Authorization": f"Bearer {admin.group(1)}"}
+                ) as response:
+                    replies = (await response.json())["replies"]
+                if {"sms", "x"} <= {r["source"] for r in replies if r["alert_id"] == alert_id}:
+                    break
+                await asyncio.sleep(0.2)
+            linked = [r for r in replies if r["alert_id"] == alert_id]
+            assert {"sms", "x"} <= {r["source"] for r in linked}, replies
+            assert all(isinstance(r["categories"], list) for r in linked)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
