@@ -48,6 +48,7 @@ class Entities:
 
 
 _KINDS = tuple(f.name for f in fields(Entities))
+_HANDLE = re.compile(r"(?<![\w.])@\w+")
 MAX_TEXT = 4000
 
 
@@ -59,6 +60,9 @@ def extract(text: str) -> Entities:
     urls = _unique(m.group(0).rstrip(".,;:!?)") for m in p.URL.finditer(text))
     # Links hold letters and digits that look like plates and times: match the rest only.
     bare = p.URL.sub(" ", text) if urls else text
+    # So do @handles, and a handle is no place ("@EmergencyDev Road flooded" is about a road).
+    if "@" in bare:
+        bare = _HANDLE.sub(" ", bare)
     stems = {word[:4] for word in _WORD.findall(bare.lower())}
     mixed = p.LETTER_DIGIT.search(bare) is not None
     digits = mixed or _DIGIT.search(bare) is not None

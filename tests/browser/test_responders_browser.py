@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from adapters.simulators.twilio import TwilioSimulator
 from broadcaster.ports import ReplyState, Role
 from tests.browser.test_public_pages_browser import axe_violations, describe
 from tests.conftest import RunningService
+from tests.support.broker import free_port
 from tests.support.replies import start_listening
 
 
@@ -123,3 +125,52 @@ async def test_desk_has_no_serious_accessibility_violations(
     await expect(page.locator(".notice")).to_be_visible()
     violations = await axe_violations(page, axe_script)
     assert not violations, describe(violations)
+
+
+async def test_answer_box_survives_a_live_refresh_and_sends_an_sms(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """An SMS reply's answer box opens on demand, stays open (with what was typed) while a new
+    tip refreshes the list, and its answer reaches the sender through the Twilio simulator."""
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    async with TwilioSimulator() as twilio:
+        sms = {
+            "account_sid": twilio.account_sid,
+            "auth_token": twilio.auth_token,
+            "from_numbers": ["+15005550001"],
+            "api_base": twilio.url,
+        }
+        async for site in start_listening(
+            tmp_path,
+            http={"port": port, "public_url": public, "sse_keepalive_seconds": 1.0},
+            channels={"sms": sms},
+        ):
+            status, _ = await twilio.send_inbound(
+                f"{public}/hooks/twilio/sms", "+447700900123", "Smoke from the school roof"
+            )
+            assert status == 200
+            [stored] = await site.service.store.list_replies(limit=10)
+            context = await browser.new_context()
+            page = await logged_in(context, site)
+            await expect(page.locator("html")).to_have_attribute("data-live", "connected")
+            article = page.locator(f"#reply-{stored.id}")
+            answer = article.get_by_label("Answer +447700900123 by SMS")
+            await expect(answer).to_be_hidden()
+            await article.locator("summary").click()
+            await expect(answer).to_be_visible()
+
+            newer = await tip(site, "Flood water over the road at the ford")
+            await expect(page.locator(f"#reply-{newer}")).to_be_visible(timeout=2000)
+            article = page.locator(f"#reply-{stored.id}")
+            answer = article.get_by_label("Answer +447700900123 by SMS")
+            await expect(answer).to_be_visible()  # still open after the swap
+
+            await answer.fill("Crews are on the way.")
+            await article.get_by_role("button", name="Send answer").click()
+            await expect(page.locator(".notice")).to_have_text(
+                f"Your answer to reply {stored.id} was sent."
+            )
+            sent = twilio.messages[-1]
+            assert (sent["to"], sent["body"]) == ("+447700900123", "Crews are on the way.")
+            await context.close()

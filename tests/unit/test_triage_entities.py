@@ -174,3 +174,12 @@ def test_long_hostile_posts_are_read_only_to_the_cap(text: str) -> None:
 def test_extract_is_total(text: str) -> None:
     """Any string gives an Entities, never an exception."""
     assert isinstance(extract(text), Entities)
+
+
+def test_a_handle_is_never_part_of_an_entity() -> None:
+    """A reply "@EmergencyDev Road flooded" names a road, not a place called "EmergencyDev Road"; a
+    handle shaped like a plate is no plate; an e-mail address keeps its text for the rest."""
+    found = extract("@EmergencyDev Road flooded outside Piccadilly station")
+    assert found.places == ("outside Piccadilly station",)
+    assert extract("@AB12CDE saw it on Market St").plates == ()
+    assert extract("mail john@example.com about reg AB12 CDE").plates == ("AB12 CDE",)

@@ -2,7 +2,8 @@
 // session cookie authenticates it) and on each reply event fetches the list (the element's
 // data-reply-list-url, same filters) and swaps it in, then says what changed in the polite
 // live region. It never swaps while a form in the list holds something typed: the refresh
-// waits until focus leaves it. Without JavaScript the page is complete; reload to refresh.
+// waits until focus leaves it; answer boxes left open stay open. Without JavaScript the page
+// is complete; reload to refresh.
 (function () {
   "use strict";
   var region = document.querySelector("[data-reply-list-url]");
@@ -50,7 +51,16 @@
       }
       return response.text();
     }).then(function (html) {
+      // An answer box the responder opened stays open across the swap.
+      var open = Array.prototype.map.call(
+        region.querySelectorAll("details[open][id]"), function (box) { return box.id; });
       region.innerHTML = html;
+      open.forEach(function (id) {
+        var box = document.getElementById(id);
+        if (box && region.contains(box)) {
+          box.open = true;
+        }
+      });
       announce(message);
     }).catch(function () {
       // The next event, or the reconnect, tries again; the list stays as it was.
