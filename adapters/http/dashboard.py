@@ -40,9 +40,9 @@ from adapters.http.errors import read_form
 
 # Re-exported: these lived here before reply_rows.py, and are imported from here.
 from adapters.http.reply_rows import Segment as Segment
+from adapters.http.reply_rows import alert_title, row
 from adapters.http.reply_rows import entity_groups as entity_groups
 from adapters.http.reply_rows import highlight as highlight
-from adapters.http.reply_rows import row
 from adapters.http.responders import (
     SESSION_COOKIE,
     SESSION_PURPOSE,
@@ -145,7 +145,16 @@ class Dashboard:
         except IntakeError:
             filters = {"category": None, "since": None, "state": None}
         replies = await self._service.store.list_replies(limit=LIST_LIMIT, **filters)
-        rows = [row(r, n) for r, n in await self._service.desk.with_counts(replies)]
+        answered = list(dict.fromkeys(r.alert_id for r in replies if r.alert_id))
+        titles = (
+            {a.id: alert_title(a) for a in await self._service.store.get_alerts(answered)}
+            if answered
+            else {}
+        )
+        rows = [
+            row(r, n, titles.get(r.alert_id or ""))
+            for r, n in await self._service.desk.with_counts(replies)
+        ]
         query = {
             k: v
             for k, v in (

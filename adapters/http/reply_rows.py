@@ -3,7 +3,8 @@ that mark the entities triage found, those entities grouped by kind, and words f
 source.
 
 Contract:
-- Pure functions of the stored reply (and its cluster count): no I/O, nothing cached.
+- Pure functions of the stored reply (its cluster count, the answered alert's title): no I/O,
+  nothing cached.
 - `highlight` returns segments whose texts, joined, are exactly the reply's text. Only the
   kinds in `HIGHLIGHTED` are marked, each value at its first case-insensitive occurrence; of
   marks starting at the same place the longest wins, and a mark overlapping an earlier one
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from adapters.http.templating import When, when
 from alerts.models import NOT_XML_CODEPOINTS
-from broadcaster.ports import ReplySource, StoredReply
+from broadcaster.ports import ReplySource, StoredAlert, StoredReply
 
 _NOT_HTML = dict.fromkeys([*NOT_XML_CODEPOINTS, *range(0x7F, 0xA0)], "\ufffd")
 
@@ -63,6 +64,8 @@ class Row:
     segments: tuple[Segment, ...]
     received: When | None
     alert_id: str | None
+    # The answered alert's headline (else its event), when the page looked it up.
+    alert_title: str | None
     categories: tuple[str, ...]
     score: str | None
     entities: tuple[EntityGroup, ...]
@@ -119,7 +122,14 @@ def highlight(text: str, entities: object) -> tuple[Segment, ...]:
     return tuple(segments)
 
 
-def row(reply: StoredReply, cluster_count: int) -> Row:
+def alert_title(stored: StoredAlert) -> str:
+    """What the desk calls an alert a reply answers: its first headline, else its event."""
+    info = stored.alert.infos[0] if stored.alert.infos else None
+    title = (info.headline or info.event) if info else stored.alert.identifier
+    return title.translate(_NOT_HTML)
+
+
+def row(reply: StoredReply, cluster_count: int, title: str | None = None) -> Row:
     location = None
     if reply.lat is not None and reply.lon is not None:
         location = f"{reply.lat:.5f}, {reply.lon:.5f}"
@@ -134,6 +144,7 @@ def row(reply: StoredReply, cluster_count: int) -> Row:
         segments=highlight(reply.text.translate(_NOT_HTML), reply.entities),
         received=when(reply.received_at),
         alert_id=reply.alert_id,
+        alert_title=title,
         categories=reply.categories,
         score=None if reply.score is None else f"{reply.score:.2f}",
         entities=entity_groups(reply.entities),

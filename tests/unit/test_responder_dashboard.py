@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from adapters.http.dashboard import Segment, _back, entity_groups, highlight
-from adapters.http.reply_rows import row
+from adapters.http.reply_rows import alert_title, row
 from adapters.http.signing import Signer
 from broadcaster.ports import ReplySource, StoredReply
+from tests.unit.test_mqtt_out import stored
 
 
 def test_entities_are_marked_in_the_text() -> None:
@@ -100,3 +102,33 @@ def test_characters_html_cannot_carry_show_as_replacement_characters() -> None:
     )
     assert Segment("market", "places") in shown.segments
     assert shown.sender == "tipster\ufffd"
+
+
+def test_a_reply_names_the_alert_it_answers_by_its_headline() -> None:
+    """The desk calls an answered alert by its headline, else its event; a row carries it."""
+    with_headline = stored("a1", 1)
+    without = stored("a2", 2)
+    info = without.alert.infos[0].model_copy(update={"headline": None})
+    without = dataclasses.replace(
+        without, alert=without.alert.model_copy(update={"infos": (info,)})
+    )
+    assert alert_title(with_headline) == "Avoid Market St"
+    assert alert_title(without) == "Gas leak"
+    reply = StoredReply(
+        id=7,
+        source=ReplySource.SMS,
+        external_id="SM1",
+        text="Smell of gas",
+        received_at=datetime(2026, 12, 3, tzinfo=UTC),
+        sender="+447700900123",
+        alert_id="a1",
+        lat=None,
+        lon=None,
+        media_url=None,
+        in_reply_to=None,
+        categories=("hazard",),
+        score=0.9,
+        entities={},
+    )
+    assert row(reply, 1, alert_title(with_headline)).alert_title == "Avoid Market St"
+    assert row(reply, 1).alert_title is None
