@@ -40,7 +40,7 @@ from adapters.http.errors import read_form
 
 # Re-exported: these lived here before reply_rows.py, and are imported from here.
 from adapters.http.reply_rows import Segment as Segment
-from adapters.http.reply_rows import alert_title, row
+from adapters.http.reply_rows import answered, row
 from adapters.http.reply_rows import entity_groups as entity_groups
 from adapters.http.reply_rows import highlight as highlight
 from adapters.http.responders import (
@@ -145,14 +145,10 @@ class Dashboard:
         except IntakeError:
             filters = {"category": None, "since": None, "state": None}
         replies = await self._service.store.list_replies(limit=LIST_LIMIT, **filters)
-        answered = list(dict.fromkeys(r.alert_id for r in replies if r.alert_id))
-        titles = (
-            {a.id: alert_title(a) for a in await self._service.store.get_alerts(answered)}
-            if answered
-            else {}
-        )
+        ids = list(dict.fromkeys(r.alert_id for r in replies if r.alert_id))
+        alerts = {a.id: a for a in await self._service.store.get_alerts(ids)} if ids else {}
         rows = [
-            row(r, n, titles.get(r.alert_id or ""))
+            row(r, n, *answered(r, alerts))
             for r, n in await self._service.desk.with_counts(replies)
         ]
         query = {

@@ -3,7 +3,7 @@ that mark the entities triage found, those entities grouped by kind, and words f
 source.
 
 Contract:
-- Pure functions of the stored reply (its cluster count, the answered alert's title): no I/O,
+- Pure functions of the stored reply (its cluster count, the alert it answers): no I/O,
   nothing cached.
 - `highlight` returns segments whose texts, joined, are exactly the reply's text. Only the
   kinds in `HIGHLIGHTED` are marked, each value at its first case-insensitive occurrence; of
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from adapters.http.templating import When, when
 from alerts.models import NOT_XML_CODEPOINTS
 from broadcaster.ports import ReplySource, StoredAlert, StoredReply
+from broadcaster.replies import VOTING_SOURCES, poll_choice
 
 _NOT_HTML = dict.fromkeys([*NOT_XML_CODEPOINTS, *range(0x7F, 0xA0)], "\ufffd")
 
@@ -66,6 +67,8 @@ class Row:
     alert_id: str | None
     # The answered alert's headline (else its event), when the page looked it up.
     alert_title: str | None
+    # The poll option this reply chose ("1 SAFE"), when it is a vote that was counted.
+    vote: str | None
     categories: tuple[str, ...]
     score: str | None
     entities: tuple[EntityGroup, ...]
@@ -129,7 +132,24 @@ def alert_title(stored: StoredAlert) -> str:
     return title.translate(_NOT_HTML)
 
 
-def row(reply: StoredReply, cluster_count: int, title: str | None = None) -> Row:
+def answered(reply: StoredReply, alerts: dict[str, StoredAlert]) -> tuple[str | None, str | None]:
+    """(title, vote) of the alert `reply` answers, from the page's alerts by id: the alert's
+    title, and "key label" of the poll option the reply chose when the reply service counts
+    it as a vote (an SMS or X reply with a sender)."""
+    alert = alerts.get(reply.alert_id or "")
+    if alert is None:
+        return None, None
+    vote = None
+    options = alert.alert.responses
+    if options and reply.source in VOTING_SOURCES and reply.sender:
+        key = poll_choice(reply.text, options)
+        vote = next((f"{k} {label}" for k, label in options if k == key), None)
+    return alert_title(alert), vote
+
+
+def row(
+    reply: StoredReply, cluster_count: int, title: str | None = None, vote: str | None = None
+) -> Row:
     location = None
     if reply.lat is not None and reply.lon is not None:
         location = f"{reply.lat:.5f}, {reply.lon:.5f}"
@@ -145,6 +165,7 @@ def row(reply: StoredReply, cluster_count: int, title: str | None = None) -> Row
         received=when(reply.received_at),
         alert_id=reply.alert_id,
         alert_title=title,
+        vote=vote,
         categories=reply.categories,
         score=None if reply.score is None else f"{reply.score:.2f}",
         entities=entity_groups(reply.entities),

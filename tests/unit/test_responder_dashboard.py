@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from adapters.http.dashboard import Segment, _back, entity_groups, highlight
-from adapters.http.reply_rows import alert_title, row
+from adapters.http.reply_rows import alert_title, answered, row
 from adapters.http.signing import Signer
 from broadcaster.ports import ReplySource, StoredReply
 from tests.unit.test_mqtt_out import stored
@@ -132,3 +132,40 @@ def test_a_reply_names_the_alert_it_answers_by_its_headline() -> None:
     )
     assert row(reply, 1, alert_title(with_headline)).alert_title == "Avoid Market St"
     assert row(reply, 1).alert_title is None
+
+
+def test_a_counted_poll_answer_shows_the_option_it_chose() -> None:
+    """An SMS or X reply equal to a poll option's key or label shows "key label"; a web tip
+    (never counted) and other text show no vote; an unknown alert shows neither."""
+    poll = stored(
+        "p1", 1, responses=[{"key": "1", "label": "SAFE"}, {"key": "2", "label": "NEED HELP"}]
+    )
+    alerts = {"p1": poll}
+
+    def reply(text: str, source: ReplySource = ReplySource.SMS, alert: str = "p1") -> StoredReply:
+        return StoredReply(
+            id=1,
+            source=source,
+            external_id="SM1",
+            text=text,
+            received_at=datetime(2026, 12, 3, tzinfo=UTC),
+            sender="+447700900123",
+            alert_id=alert,
+            lat=None,
+            lon=None,
+            media_url=None,
+            in_reply_to=None,
+            categories=(),
+            score=None,
+            entities={},
+        )
+
+    assert answered(reply("1"), alerts) == ("Avoid Market St", "1 SAFE")
+    assert answered(reply("need help!", ReplySource.X), alerts) == (
+        "Avoid Market St",
+        "2 NEED HELP",
+    )
+    assert answered(reply("1", ReplySource.WEB), alerts) == ("Avoid Market St", None)
+    assert answered(reply("Smoke on King St"), alerts) == ("Avoid Market St", None)
+    assert answered(reply("1", alert="gone"), alerts) == (None, None)
+    assert row(reply("1"), 1, *answered(reply("1"), alerts)).vote == "1 SAFE"
