@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -25,6 +26,8 @@ from adapters.simulators.x import DEFAULT_USER, XSimulator
 from adapters.store import open_store
 from broadcaster.config import Settings
 from broadcaster.ports import Subscriber
+
+log = logging.getLogger(__name__)
 
 CITY_CENTRE = (53.4808, -2.2426)  # Manchester
 DEMO_SUBSCRIBERS = 1000
@@ -70,7 +73,8 @@ async def run_demo(settings: Settings) -> None:
         x = settings.channels.x
         if x.consumer_key:
             x_simulator = await simulators.enter_async_context(
-                XSimulator(port=urlsplit(x.api_base).port or 0)
+                # The demo reads mentions every 2 s: X's 180 per 15 minutes would run out.
+                XSimulator(port=urlsplit(x.api_base).port or 0, mentions_limit=100_000)
             )
         facebook = settings.channels.facebook
         if facebook.page_id and facebook.page_token is not None:
@@ -87,6 +91,12 @@ async def run_demo(settings: Settings) -> None:
             # Mentions are only read when the config names our X user (the simulator's).
             x=x_simulator if x.user_id == DEFAULT_USER["id"] else None,
         )
+        if x_simulator is not None and x.user_id != DEFAULT_USER["id"]:
+            log.warning(
+                "the demo's X users do not answer: this demo folder's config predates it "
+                '(set [channels.x] user_id = "%s", or start with a new --dir)',
+                DEFAULT_USER["id"],
+            )
         answering = asyncio.create_task(public.run(), name="demo-public")
         try:
             await serve(settings)

@@ -5,7 +5,8 @@ Contract:
 - `DemoPublic.run()` looks every `period` seconds at what the simulators received since its
   last look, until cancelled. It only ever talks to the simulators and to our own inbound
   SMS webhook: never a real provider, never a real phone.
-- SMS: for each message text sent for the first time (an alert, in one language), up to
+- SMS: for each alert text sent for the first time (an SMS delivery, which asks for status
+  callbacks, unlike a responder's answer; one text per language), up to
   `sms_repliers` of its recipients answer from their own numbers to the number that texted
   them, through `TwilioSimulator.send_inbound` (signed as Twilio signs, to `hook_url`). When
   the text offers responses ("Reply 1 SAFE, 2 NEED HELP") the first replier answers with an
@@ -98,7 +99,11 @@ class DemoPublic:
             self._messages_seen += len(new)
             by_text: dict[str, list[tuple[str, str]]] = {}
             for message in new:
-                if message["body"] not in self._texts_answered and message["from"]:
+                # Alert deliveries ask for status callbacks; a responder's answer to a
+                # reply does not (nor do a split message's later parts): no one answers those.
+                if not message["status_callback"] or not message["from"]:
+                    continue
+                if message["body"] not in self._texts_answered:
                     by_text.setdefault(message["body"], []).append((message["to"], message["from"]))
             for text, pairs in by_text.items():
                 self._texts_answered.add(text)

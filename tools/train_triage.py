@@ -11,8 +11,8 @@ Recipe (deterministic: one seeded generator, same data → same file):
 3. per category, the threshold = the highest score at which out-of-fold recall stays ≥
    `TARGET_RECALL` on at least `RECALL_CONFIDENCE` of `BOOTSTRAP_DRAWS` resamples of the dev
    events (recall first: a missed suspect or hazard is the costly error). A threshold that
-   only just reaches 0.90 on these 21 events falls below it on about half of the samples of
-   other events; the margin is paid for in precision;
+   only just reaches 0.90 on these 21 events falls below it on about half of their
+   resamples, which stand in for new events; the margin is paid for in precision;
 4. the final model is fitted on all the data; the CV precision/recall at the chosen
    thresholds are written into the file with it.
 """
@@ -95,7 +95,8 @@ def cross_validate(dev: list[Post], extra: list[Post]) -> list[list[float]]:
 
 def average_precision(scores: list[float], truth: list[int]) -> float:
     """Mean of the precision at each positive, ranked by score (ties in input order)."""
-    ranked = sorted(zip(scores, truth, strict=True), key=lambda pair: -pair[0])
+    # Ties ranked negatives first: the figure never rests on the order of the input.
+    ranked = sorted(zip(scores, truth, strict=True), key=lambda pair: (-pair[0], pair[1]))
     found, total = 0, 0.0
     for rank, (_, positive) in enumerate(ranked, 1):
         if positive:
@@ -125,6 +126,8 @@ def event_safe_threshold(
         ((s, index[e]) for s, t, e in zip(scores, truth, events, strict=True) if t),
         reverse=True,
     )
+    if not positives:
+        raise ValueError("no positive posts: no threshold keeps any recall")
     total = [0] * len(names)
     for _, event in positives:
         total[event] += 1
@@ -149,7 +152,7 @@ def main() -> int:
     dev, extra = load(args.data)
     oof = cross_validate(dev, extra)
     thresholds: dict[str, float] = {}
-    cv: dict[str, dict[str, float]] = {}
+    cv: dict[str, dict[str, object]] = {}
     for k, category in enumerate(CATEGORIES):
         scores = [s[k] for s in oof]
         truth = [int(str(p[category])) for p in dev]
@@ -168,7 +171,7 @@ def main() -> int:
             "recall": round(recall, 3),
             "recall_at_precision_0.80": round(recall_at_p80, 3),
             "average_precision": round(average_precision(scores, truth), 3),
-            "at_recall_0.90": {
+            f"at_recall_{TARGET_RECALL:.2f}": {
                 "precision": round(bare_precision, 3),
                 "recall": round(bare_recall, 3),
             },

@@ -52,7 +52,7 @@ from adapters.http.signing import Signer
 from adapters.http.templating import HTML_TYPE, html_templates
 from broadcaster.auth import require_role
 from broadcaster.errors import AuthError, AuthThrottled, DeliveryError, IntakeError
-from broadcaster.ports import ApiToken, ReplyState, Role
+from broadcaster.ports import ApiToken, ReplyState, Role, StoredReply
 from broadcaster.responders import ACTIONS
 from broadcaster.service import Service
 
@@ -60,6 +60,25 @@ LOGIN_COOKIE = "responder_login"
 LOGIN_PURPOSE = "login"
 SESSION_SECONDS = 12 * 3600
 LIST_LIMIT = 100
+# How many replies a grouped page reads for its LIST_LIMIT clusters.
+GROUPED_READ_FACTOR = 5
+
+
+def newest_of_each_cluster(
+    counted: list[tuple[StoredReply, int]],
+) -> list[tuple[StoredReply, int]]:
+    """The first (newest, as listed) reply of each cluster, in list order; a reply in no
+    cluster stands for itself. Its count still says how many reports the cluster holds."""
+    seen: set[str] = set()
+    kept = []
+    for reply, count in counted:
+        key = f"c:{reply.cluster_id}" if reply.cluster_id else f"r:{reply.id}"
+        if key not in seen:
+            seen.add(key)
+            kept.append((reply, count))
+    return kept
+
+
 NOTICES = {
     "acknowledged": "Reply {id} acknowledged.",
     "escalated": "Reply {id} escalated.",
@@ -144,18 +163,22 @@ class Dashboard:
             filters = parse_filters(request.query)
         except IntakeError:
             filters = {"category": None, "since": None, "state": None}
-        replies = await self._service.store.list_replies(limit=LIST_LIMIT, **filters)
-        ids = list(dict.fromkeys(r.alert_id for r in replies if r.alert_id))
+        grouped = request.query.get("similar") != "each"
+        # Grouped, a cluster shows once: read further back so the page still fills.
+        limit = LIST_LIMIT * GROUPED_READ_FACTOR if grouped else LIST_LIMIT
+        replies = await self._service.store.list_replies(limit=limit, **filters)
+        counted = await self._service.desk.with_counts(replies)
+        if grouped:
+            counted = newest_of_each_cluster(counted)[:LIST_LIMIT]
+        ids = list(dict.fromkeys(r.alert_id for r, _ in counted if r.alert_id))
         alerts = {a.id: a for a in await self._service.store.get_alerts(ids)} if ids else {}
-        rows = [
-            row(r, n, *answered(r, alerts))
-            for r, n in await self._service.desk.with_counts(replies)
-        ]
+        rows = [row(r, n, *answered(r, alerts)) for r, n in counted]
         query = {
             k: v
             for k, v in (
                 ("category", filters["category"]),
                 ("state", filters["state"].value if filters["state"] else None),
+                ("similar", None if grouped else "each"),
             )
             if v
         }
@@ -172,6 +195,8 @@ class Dashboard:
             "category": filters["category"] or "",
             "state": filters["state"].value if filters["state"] else "",
             "states": [s.value for s in ReplyState],
+            "grouped": grouped,
+            "each_url": "/responders?" + urlencode({**query, "similar": "each"}),
             "actor": token.name,
             "notice": notice,
             "list_url": "/responders?" + urlencode({**query, "fragment": "list"}),

@@ -48,7 +48,7 @@ class Entities:
 
 
 _KINDS = tuple(f.name for f in fields(Entities))
-_HANDLE = re.compile(r"(?<![\w.])@\w+")
+_HANDLES = re.compile(r"^\s*(?:@\w+[\s:,]*)+|\bRT\s*@\w+:?", re.IGNORECASE)
 MAX_TEXT = 4000
 
 
@@ -60,9 +60,11 @@ def extract(text: str) -> Entities:
     urls = _unique(m.group(0).rstrip(".,;:!?)") for m in p.URL.finditer(text))
     # Links hold letters and digits that look like plates and times: match the rest only.
     bare = p.URL.sub(" ", text) if urls else text
-    # So do @handles, and a handle is no place ("@EmergencyDev Road flooded" is about a road).
+    # An X reply opens with handles ("@EmergencyDev Road flooded" is about a road), and a
+    # retweet names its author ("RT @GMPolice:"): neither is a place or a plate. Elsewhere
+    # "@" often means "at" ("fire @10:30", "crash @M60 junction 12"), so it is kept.
     if "@" in bare:
-        bare = _HANDLE.sub(" ", bare)
+        bare = _HANDLES.sub(lambda m: " " * len(m.group(0)), bare)
     stems = {word[:4] for word in _WORD.findall(bare.lower())}
     mixed = p.LETTER_DIGIT.search(bare) is not None
     digits = mixed or _DIGIT.search(bare) is not None

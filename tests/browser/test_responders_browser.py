@@ -117,11 +117,12 @@ async def test_desk_has_no_serious_accessibility_violations(
     violations = await axe_violations(page, axe_script)
     assert not violations, describe(violations)
 
-    first = await tip(desk, "Gas smell and smoke near the school gates", lat=53.48, lon=-2.24)
-    await tip(desk, "Gas smell and smoke near the school gates")
+    await tip(desk, "Gas smell and smoke near the school gates", lat=53.48, lon=-2.24)
+    newest = await tip(desk, "Gas smell and smoke near the school gates")
     await tip(desk, "Suspect running with a knife", media_url="https://example.org/p.jpg")
     page = await logged_in(await browser.new_context(), desk)
-    await page.locator(f"#reply-{first}").get_by_role("button", name="Escalate").click()
+    # The two copies show once, as the newest with the count.
+    await page.locator(f"#reply-{newest}").get_by_role("button", name="Escalate").click()
     await expect(page.locator(".notice")).to_be_visible()
     violations = await axe_violations(page, axe_script)
     assert not violations, describe(violations)
@@ -130,8 +131,9 @@ async def test_desk_has_no_serious_accessibility_violations(
 async def test_answer_box_survives_a_live_refresh_and_sends_an_sms(
     browser: Browser, tmp_path: Path
 ) -> None:
-    """An SMS reply's answer box opens on demand, stays open (with what was typed) while a new
-    tip refreshes the list, and its answer reaches the sender through the Twilio simulator."""
+    """An SMS reply's answer box opens on demand; a new tip waits while the responder writes
+    in it, and once focus leaves, the list refreshes with the box still open and the text
+    kept; the answer reaches the sender through the Twilio simulator."""
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     async with TwilioSimulator() as twilio:
@@ -159,14 +161,17 @@ async def test_answer_box_survives_a_live_refresh_and_sends_an_sms(
             await expect(answer).to_be_hidden()
             await article.locator("summary").click()
             await expect(answer).to_be_visible()
+            await answer.fill("Crews are on the way.")
 
             newer = await tip(site, "Flood water over the road at the ford")
+            await expect(page.locator("#live-status")).to_be_empty()  # the swap waits
+            await page.locator("h1").click()  # focus leaves the box: the list refreshes
             await expect(page.locator(f"#reply-{newer}")).to_be_visible(timeout=2000)
             article = page.locator(f"#reply-{stored.id}")
             answer = article.get_by_label("Answer +447700900123 by SMS")
             await expect(answer).to_be_visible()  # still open after the swap
+            await expect(answer).to_have_value("Crews are on the way.")
 
-            await answer.fill("Crews are on the way.")
             await article.get_by_role("button", name="Send answer").click()
             await expect(page.locator(".notice")).to_have_text(
                 f"Your answer to reply {stored.id} was sent."
@@ -174,3 +179,27 @@ async def test_answer_box_survives_a_live_refresh_and_sends_an_sms(
             sent = twilio.messages[-1]
             assert (sent["to"], sent["body"]) == ("+447700900123", "Crews are on the way.")
             await context.close()
+
+
+async def test_similar_reports_show_once_with_a_count(
+    browser: Browser, desk: RunningService
+) -> None:
+    """Copies of one report show as its newest copy with the count and a link to each one;
+    "Each one" lists every copy."""
+    text = "Gunman seen running down Wellington Road towards the station, police on scene"
+    first = await tip(desk, text)
+    await tip(desk, "RT @someone: " + text)
+    newest = await tip(desk, text + "!!")
+    other = await tip(desk, "Flood water rising fast on the A58 near Bolton, two cars stuck")
+    context = await browser.new_context()
+    page = await logged_in(context, desk)
+    articles = page.locator("article.reply")
+    await expect(articles).to_have_count(2)
+    await expect(page.locator(f"#reply-{other}")).to_be_visible()
+    shown = page.locator(f"#reply-{newest}")
+    await expect(shown.locator(".cluster-note")).to_contain_text("3 similar reports")
+    await shown.get_by_role("link", name="Show each one").click()
+    await expect(articles).to_have_count(4)
+    await expect(page.locator(f"#reply-{first}")).to_be_visible()
+    await expect(page.get_by_label("Similar reports", exact=True)).to_have_value("each")
+    await context.close()

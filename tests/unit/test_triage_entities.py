@@ -176,10 +176,14 @@ def test_extract_is_total(text: str) -> None:
     assert isinstance(extract(text), Entities)
 
 
-def test_a_handle_is_never_part_of_an_entity() -> None:
-    """A reply "@EmergencyDev Road flooded" names a road, not a place called "EmergencyDev Road"; a
-    handle shaped like a plate is no plate; an e-mail address keeps its text for the rest."""
+def test_leading_handles_and_retweet_authors_are_never_entities() -> None:
+    """A reply "@EmergencyDev Road flooded" names a road, not a place "EmergencyDev Road";
+    a leading handle shaped like a plate is no plate, nor a retweet's author; elsewhere "@"
+    means "at" and what follows it is read."""
     found = extract("@EmergencyDev Road flooded outside Piccadilly station")
     assert found.places == ("outside Piccadilly station",)
-    assert extract("@AB12CDE saw it on Market St").plates == ()
+    assert extract("@GMPolice @AB12CDE saw it on Market St").plates == ()
+    assert extract("RT @AB12CDE: smoke on Market St").plates == ()
     assert extract("mail john@example.com about reg AB12 CDE").plates == ("AB12 CDE",)
+    assert "10:30" in extract("fire @10:30 on Oldham St").times[0]
+    assert extract("crash @ M60 junction 12").places

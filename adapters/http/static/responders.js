@@ -2,8 +2,8 @@
 // session cookie authenticates it) and on each reply event fetches the list (the element's
 // data-reply-list-url, same filters) and swaps it in, then says what changed in the polite
 // live region. It never swaps while a form in the list holds something typed: the refresh
-// waits until focus leaves it; answer boxes left open stay open. Without JavaScript the page
-// is complete; reload to refresh.
+// (or an open answer box) waits until focus leaves it; answer boxes left open stay open with
+// their text. Without JavaScript the page is complete; reload to refresh.
 (function () {
   "use strict";
   var region = document.querySelector("[data-reply-list-url]");
@@ -28,6 +28,9 @@
     if (!active || !region.contains(active)) {
       return false;
     }
+    if (active.closest && active.closest("details[open]")) {
+      return true;  // writing an answer, even before the first letter
+    }
     return (active.tagName === "TEXTAREA" || active.tagName === "INPUT") && active.value !== "";
   }
 
@@ -51,14 +54,22 @@
       }
       return response.text();
     }).then(function (html) {
-      // An answer box the responder opened stays open across the swap.
+      // An answer box the responder opened stays open across the swap, with what was
+      // typed in it (focus has left it, or the swap would have waited).
       var open = Array.prototype.map.call(
-        region.querySelectorAll("details[open][id]"), function (box) { return box.id; });
+        region.querySelectorAll("details[open][id]"), function (box) {
+          var field = box.querySelector("textarea");
+          return { id: box.id, text: field ? field.value : "" };
+        });
       region.innerHTML = html;
-      open.forEach(function (id) {
-        var box = document.getElementById(id);
+      open.forEach(function (kept) {
+        var box = document.getElementById(kept.id);
         if (box && region.contains(box)) {
           box.open = true;
+          var field = box.querySelector("textarea");
+          if (field && kept.text) {
+            field.value = kept.text;
+          }
         }
       });
       announce(message);
