@@ -149,7 +149,7 @@ by SMS and on X. Their replies are triaged (SUSPECT, HAZARD, entities) and linke
 alert; see them in the responder desk, or:
   curl -s '{base}/v1/replies?category=hazard' -H 'Authorization: Bearer {admin}'
 Send a tip yourself ({base}/tips has the form):
-  curl -s -X POST {base}/v1/replies -H 'Content-Type: application/json' \
+  curl -s -X POST {base}/v1/replies -H 'Content-Type: application/json' \\
     -d '{{"text":"Smoke coming from the back of 40 Oldham St"}}'
 Press Ctrl-C to stop.
 """,
