@@ -15,7 +15,7 @@ from broadcaster.ports import ReplyState, Role
 from tests.browser.test_public_pages_browser import axe_violations, describe
 from tests.conftest import RunningService
 from tests.support.broker import free_port
-from tests.support.replies import start_listening
+from tests.support.replies import sms_channel, start_listening
 
 
 @pytest.fixture
@@ -137,16 +137,10 @@ async def test_answer_box_survives_a_live_refresh_and_sends_an_sms(
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     async with TwilioSimulator() as twilio:
-        sms = {
-            "account_sid": twilio.account_sid,
-            "auth_token": twilio.auth_token,
-            "from_numbers": ["+15005550001"],
-            "api_base": twilio.url,
-        }
         async for site in start_listening(
             tmp_path,
             http={"port": port, "public_url": public, "sse_keepalive_seconds": 1.0},
-            channels={"sms": sms},
+            channels={"sms": sms_channel(twilio)},
         ):
             status, _ = await twilio.send_inbound(
                 f"{public}/hooks/twilio/sms", "+447700900123", "Smoke from the school roof"

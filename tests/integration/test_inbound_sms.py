@@ -16,7 +16,7 @@ from broadcaster.ports import ReplySource, Role, Subscriber
 from broadcaster.sms_inbox import HELP_TEXT
 from tests.conftest import RunningService
 from tests.support.broker import free_port
-from tests.support.replies import all_replies, eventually, start_listening
+from tests.support.replies import all_replies, eventually, sms_channel, start_listening
 
 PHONES = ["+447911000001", "+447911000002", "+447911000003"]
 NEWCOMER = "+447911000099"
@@ -75,13 +75,7 @@ async def sms(tmp_path: Path) -> AsyncIterator[Sms]:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     async with TwilioSimulator() as twilio:
-        settings = {
-            "account_sid": twilio.account_sid,
-            "auth_token": twilio.auth_token,
-            "from_numbers": ["+15005550001"],
-            "api_base": twilio.url,
-            "rate_per_second": 100,
-        }
+        settings = sms_channel(twilio, rate_per_second=100)
         async for app in start_listening(
             tmp_path, http={"port": port, "public_url": public}, channels={"sms": settings}
         ):

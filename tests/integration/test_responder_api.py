@@ -19,7 +19,7 @@ from broadcaster.ports import ReplySource, Role
 from tests.conftest import RunningService
 from tests.integration.test_x_mentions import x_settings
 from tests.support.broker import free_port
-from tests.support.replies import all_replies, eventually, start_listening
+from tests.support.replies import all_replies, eventually, sms_channel, start_listening
 
 PHONE = "+447911000001"
 
@@ -163,14 +163,10 @@ async def test_answer_to_an_sms_reply_goes_to_the_sender(tmp_path: Path) -> None
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     async with TwilioSimulator() as twilio:
-        sms = {
-            "account_sid": twilio.account_sid,
-            "auth_token": twilio.auth_token,
-            "from_numbers": ["+15005550001"],
-            "api_base": twilio.url,
-        }
         async for app in start_listening(
-            tmp_path, http={"port": port, "public_url": public}, channels={"sms": sms}
+            tmp_path,
+            http={"port": port, "public_url": public},
+            channels={"sms": sms_channel(twilio)},
         ):
             status, _ = await twilio.send_inbound(
                 f"{public}/hooks/twilio/sms", PHONE, "Smoke from the school roof"

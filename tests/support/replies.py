@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.simulators.twilio import TwilioSimulator
 from broadcaster.ports import StoredReply
 from tests.conftest import RunningService, start_service
 
@@ -47,6 +48,17 @@ async def start_listening(tmp_path: Path, **overrides: Any) -> AsyncIterator[Run
     async with contextlib.aclosing(services):
         async for running in services:
             yield running
+
+
+def sms_channel(twilio: TwilioSimulator, **extra: Any) -> dict[str, Any]:
+    """`[channels.sms]` settings that send through `twilio` from +15005550001."""
+    return {
+        "account_sid": twilio.account_sid,
+        "auth_token": twilio.auth_token,
+        "from_numbers": ["+15005550001"],
+        "api_base": twilio.url,
+        **extra,
+    }
 
 
 async def eventually(

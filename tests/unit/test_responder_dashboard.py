@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 from adapters.http.dashboard import Segment, _back, entity_groups, highlight
 from adapters.http.reply_rows import alert_title, answered, row
 from adapters.http.signing import Signer
 from broadcaster.ports import ReplySource, StoredReply
 from tests.unit.test_mqtt_out import stored
+
+
+def sms_reply(text: str, **fields: Any) -> StoredReply:
+    """A stored SMS reply from +447700900123 (any field replaced by `fields`)."""
+    values: dict[str, Any] = {
+        "id": 1,
+        "source": ReplySource.SMS,
+        "external_id": "SM1",
+        "text": text,
+        "received_at": datetime(2026, 12, 3, tzinfo=UTC),
+        "sender": "+447700900123",
+        "alert_id": None,
+        "lat": None,
+        "lon": None,
+        "media_url": None,
+        "in_reply_to": None,
+        "categories": (),
+        "score": None,
+        "entities": {},
+    }
+    return StoredReply(**{**values, **fields})
 
 
 def test_entities_are_marked_in_the_text() -> None:
@@ -79,18 +101,11 @@ def test_actions_only_return_to_the_dashboard() -> None:
 def test_characters_html_cannot_carry_show_as_replacement_characters() -> None:
     """A reply's control characters (and U+FFFE/FFFF) reach the page as U+FFFD, in its text
     and sender, while tabs, newlines and other text stay as sent."""
-    reply = StoredReply(
-        id=1,
+    reply = sms_reply(
+        "Smoke\x01 near\tthe \x7fmarket\ufffe\nfire 🔥",
         source=ReplySource.WEB,
-        external_id="t1",
-        text="Smoke\x01 near\tthe \x7fmarket\ufffe\nfire 🔥",
-        received_at=datetime(2026, 12, 3, tzinfo=UTC),
         sender="tipster\x00",
         alert_id=None,
-        lat=None,
-        lon=None,
-        media_url=None,
-        in_reply_to=None,
         categories=("hazard",),
         score=0.9,
         entities={"places": ["market"]},
@@ -114,22 +129,7 @@ def test_a_reply_names_the_alert_it_answers_by_its_headline() -> None:
     )
     assert alert_title(with_headline) == "Avoid Market St"
     assert alert_title(without) == "Gas leak"
-    reply = StoredReply(
-        id=7,
-        source=ReplySource.SMS,
-        external_id="SM1",
-        text="Smell of gas",
-        received_at=datetime(2026, 12, 3, tzinfo=UTC),
-        sender="+447700900123",
-        alert_id="a1",
-        lat=None,
-        lon=None,
-        media_url=None,
-        in_reply_to=None,
-        categories=("hazard",),
-        score=0.9,
-        entities={},
-    )
+    reply = sms_reply("Smell of gas", alert_id="a1")
     assert row(reply, 1, alert_title(with_headline)).alert_title == "Avoid Market St"
     assert row(reply, 1).alert_title is None
 
@@ -143,22 +143,7 @@ def test_a_counted_poll_answer_shows_the_option_it_chose() -> None:
     alerts = {"p1": poll}
 
     def reply(text: str, source: ReplySource = ReplySource.SMS, alert: str = "p1") -> StoredReply:
-        return StoredReply(
-            id=1,
-            source=source,
-            external_id="SM1",
-            text=text,
-            received_at=datetime(2026, 12, 3, tzinfo=UTC),
-            sender="+447700900123",
-            alert_id=alert,
-            lat=None,
-            lon=None,
-            media_url=None,
-            in_reply_to=None,
-            categories=(),
-            score=None,
-            entities={},
-        )
+        return sms_reply(text, source=source, alert_id=alert)
 
     assert answered(reply("1"), alerts) == ("Avoid Market St", "1 SAFE")
     assert answered(reply("need help!", ReplySource.X), alerts) == (
