@@ -90,6 +90,14 @@ NOTICES = {
     "not_found": "Reply {id} no longer exists.",
     "invalid": "Reply {id}: that did not work (check the note's length).",
 }
+# Appended when an action also took the reply's similar reports with it.
+ALSO_NOTICES = {
+    "acknowledged": " So were {n} similar reports.",
+    "escalated": " So were {n} similar reports.",
+    "dismissed": " So were {n} similar reports.",
+}
+# The most replies of one cluster that one action on the desk changes.
+CLUSTER_ACTION_LIMIT = 1000
 
 
 class Dashboard:
@@ -162,8 +170,8 @@ class Dashboard:
         try:
             filters = parse_filters(request.query)
         except IntakeError:
-            filters = {"category": None, "since": None, "state": None}
-        grouped = request.query.get("similar") != "each"
+            filters = {"category": None, "since": None, "state": None, "cluster": None}
+        grouped = request.query.get("similar") != "each" and filters["cluster"] is None
         # Grouped, a cluster shows once: read further back so the page still fills.
         limit = LIST_LIMIT * GROUPED_READ_FACTOR if grouped else LIST_LIMIT
         replies = await self._service.store.list_replies(limit=limit, **filters)
@@ -178,6 +186,7 @@ class Dashboard:
             for k, v in (
                 ("category", filters["category"]),
                 ("state", filters["state"].value if filters["state"] else None),
+                ("cluster", filters["cluster"]),
                 ("similar", None if grouped else "each"),
             )
             if v
@@ -188,6 +197,9 @@ class Dashboard:
         # ASCII digits only: str.isdigit() accepts "²", which int() refuses (was a 500).
         if code in NOTICES and re.fullmatch(r"[0-9]{1,18}", request.query.get("reply") or ""):
             notice = NOTICES[code].format(id=int(request.query["reply"]))
+            also = request.query.get("also") or ""
+            if code in ALSO_NOTICES and re.fullmatch(r"[1-9][0-9]{0,5}", also):
+                notice += ALSO_NOTICES[code].format(n=int(also))
         context: dict[str, Any] = {
             "rows": rows,
             "csrf_token": self._signer.csrf(cookie),
@@ -196,7 +208,7 @@ class Dashboard:
             "state": filters["state"].value if filters["state"] else "",
             "states": [s.value for s in ReplyState],
             "grouped": grouped,
-            "each_url": "/responders?" + urlencode({**query, "similar": "each"}),
+            "cluster": filters["cluster"],
             "actor": token.name,
             "notice": notice,
             "list_url": "/responders?" + urlencode({**query, "fragment": "list"}),
@@ -272,6 +284,7 @@ class Dashboard:
             raise web.HTTPForbidden(text="This form has expired; reload the page.")
         reply_id = int(request.match_info["id"])
         back = _back(_field(form, "back"))
+        also = 0
         action = request.match_info["action"]
         desk = self._service.desk
         try:
@@ -280,8 +293,14 @@ class Dashboard:
                 code = "answered"
             else:
                 action = _field(form, "action")
-                await desk.act(reply_id, action, session[1].name, _field(form, "note") or None)
+                note = _field(form, "note") or None
+                await desk.act(reply_id, action, session[1].name, note)
                 code = ACTIONS[action].value
+                cluster = _field(form, "similar")
+                if re.fullmatch(r"[0-9]{1,18}", cluster):
+                    also = await self._act_on_cluster(
+                        int(cluster), reply_id, action, session[1].name, note
+                    )
         except IntakeError as exc:
             code = {404: "not_found", 409: "no_return_channel"}.get(exc.status, "invalid")
             if action == "respond" and exc.status == 422:
@@ -289,7 +308,25 @@ class Dashboard:
         except DeliveryError:
             code = "provider_error"
         joiner = "&" if "?" in back else "?"
-        return _see_other(f"{back}{joiner}notice={code}&reply={reply_id}#reply-{reply_id}")
+        extra = f"&also={also}" if also else ""
+        return _see_other(f"{back}{joiner}notice={code}&reply={reply_id}{extra}#reply-{reply_id}")
+
+    async def _act_on_cluster(
+        self, cluster: int, done: int, action: str, actor: str, note: str | None
+    ) -> int:
+        """The same action on the other replies of `cluster` not already in its state (each
+        its own audited action); how many there were."""
+        state = ACTIONS[action]
+        others = await self._service.store.list_replies(limit=CLUSTER_ACTION_LIMIT, cluster=cluster)
+        count = 0
+        for other in others:
+            if other.id != done and other.state is not state:
+                try:
+                    await self._service.desk.act(other.id, action, actor, note)
+                except IntakeError:  # gone meanwhile (retention): nothing to do for it
+                    continue
+                count += 1
+        return count
 
     def _checked(self, request: web.Request, session: str, form: Any) -> bool:
         return self._same_origin(request) and self._signer.csrf_valid(

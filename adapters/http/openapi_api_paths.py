@@ -252,6 +252,7 @@ def api_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[st
                         ("category", "string"),
                         ("since", "string"),
                         ("state", "string"),
+                        ("cluster", "integer"),
                         ("limit", "integer"),
                         ("before", "integer"),
                         ("after", "integer"),

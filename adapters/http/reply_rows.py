@@ -73,6 +73,7 @@ class Row:
     score: str | None
     entities: tuple[EntityGroup, ...]
     cluster_count: int
+    cluster_id: int | None
     state: str
     state_by: str | None
     state_at: When | None
@@ -170,6 +171,7 @@ def row(
         score=None if reply.score is None else f"{reply.score:.2f}",
         entities=entity_groups(reply.entities),
         cluster_count=cluster_count,
+        cluster_id=reply.cluster_id,
         state=reply.state.value,
         state_by=reply.state_by,
         state_at=when(reply.state_at),

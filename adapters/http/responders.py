@@ -89,8 +89,15 @@ def reply_view(reply: StoredReply, cluster_count: int) -> dict[str, Any]:
 
 
 def parse_filters(query: Any) -> dict[str, Any]:
-    """category, since, state from a query string; IntakeError (400) when malformed."""
-    filters: dict[str, Any] = {"category": None, "since": None, "state": None}
+    """category, since, state, cluster from a query string; IntakeError (400) when
+    malformed."""
+    filters: dict[str, Any] = {"category": None, "since": None, "state": None, "cluster": None}
+    cluster = (query.get("cluster") or "").strip()
+    if cluster:
+        # ASCII digits only ("²".isdigit() is true), and within a bigint.
+        if not re.fullmatch(r"[0-9]{1,18}", cluster):
+            raise IntakeError("cluster must be a reply's cluster_id", code="bad_query")
+        filters["cluster"] = int(cluster)
     category = (query.get("category") or "").strip().lower()
     if category:
         if not _CATEGORY.match(category):

@@ -94,6 +94,7 @@ class PostgresReplies(PostgresBase):
         state: ReplyState | None = None,
         after_id: int | None = None,
         before_id: int | None = None,
+        cluster: int | None = None,
     ) -> list[StoredReply]:
         self._check_open()
         if limit <= 0:
@@ -106,6 +107,7 @@ class PostgresReplies(PostgresBase):
             state=state,
             after_id=after_id,
             before_id=before_id,
+            cluster=cluster,
         )
         with translated("list_replies"):
             rows = await self._pool.fetch(sql, *params)

@@ -183,6 +183,7 @@ def list_query(
     state: ReplyState | None,
     after_id: int | None,
     before_id: int | None,
+    cluster: int | None = None,
 ) -> tuple[str, list[Any]]:
     """The filtered listing: (sql, params). Oldest first after `after_id`, else newest first."""
     params: list[Any] = []
@@ -204,6 +205,8 @@ def list_query(
         where.append(f"received_at >= {mark(value)}")
     if state is not None:
         where.append(f"state = {mark(ReplyState(state).value)}")
+    if cluster is not None:
+        where.append(f"cluster_id = {mark(cluster)}")  # the partial index replies_cluster
     if after_id is not None:
         where.append(f"id > {mark(after_id)}")
         order = "id"

@@ -69,6 +69,7 @@ class SqliteReplies(SqliteBase):
         state: ReplyState | None = None,
         after_id: int | None = None,
         before_id: int | None = None,
+        cluster: int | None = None,
     ) -> list[StoredReply]:
         if limit <= 0:
             return []
@@ -80,6 +81,7 @@ class SqliteReplies(SqliteBase):
             state=state,
             after_id=after_id,
             before_id=before_id,
+            cluster=cluster,
         )
         return [replies_sql.sqlite_reply(row) for row in await self._fetch(sql, params)]
 

@@ -179,7 +179,8 @@ async def test_similar_reports_show_once_with_a_count(
     browser: Browser, desk: RunningService
 ) -> None:
     """Copies of one report show as its newest copy with the count and a link to each one;
-    "Each one" lists every copy."""
+    "Each one" lists every reply; dismissing the shown copy dismisses the others with it
+    (each audited) unless unticked."""
     text = "Gunman seen running down Wellington Road towards the station, police on scene"
     first = await tip(desk, text)
     await tip(desk, "RT @someone: " + text)
@@ -193,7 +194,23 @@ async def test_similar_reports_show_once_with_a_count(
     shown = page.locator(f"#reply-{newest}")
     await expect(shown.locator(".cluster-note")).to_contain_text("3 similar reports")
     await shown.get_by_role("link", name="Show each one").click()
+    await expect(articles).to_have_count(3)  # that cluster only
+    await expect(page.locator(".cluster-view")).to_contain_text(f"similar to reply {first}")
+    await expect(page.locator(f"#reply-{other}")).to_have_count(0)
+
+    await page.goto(f"{desk.url}/responders?similar=each")
     await expect(articles).to_have_count(4)
-    await expect(page.locator(f"#reply-{first}")).to_be_visible()
     await expect(page.get_by_label("Similar reports", exact=True)).to_have_value("each")
+
+    await page.goto(f"{desk.url}/responders")
+    shown = page.locator(f"#reply-{newest}")
+    await expect(shown.get_by_label("Also the other 2 similar reports")).to_be_checked()
+    await shown.get_by_role("button", name="Dismiss").click()
+    await expect(page.locator(".notice")).to_have_text(
+        f"Reply {newest} dismissed. So were 2 similar reports."
+    )
+    rows = await desk.service.store.audit_rows(0, 100)
+    dismissed = {r.detail["reply_id"] for r in rows if r.action == "reply.dismiss"}
+    assert dismissed == {first, first + 1, newest}
+    assert (await desk.service.store.get_reply(other)).state is ReplyState.NEW
     await context.close()

@@ -93,7 +93,8 @@ async def test_a_reply_naming_an_unknown_alert_is_refused(store: Store) -> None:
 
 
 async def test_list_replies_filters_and_pages(store: Store) -> None:
-    """Newest first by default, oldest first after an id; category, since and state filter."""
+    """Newest first by default, oldest first after an id; category, since, state and
+    cluster filter."""
     texts = ["fire", "knife", "fire and knife", "hello"]
     categories = [("hazard",), ("suspect",), ("hazard", "suspect"), ()]
     ids = []
@@ -117,6 +118,12 @@ async def test_list_replies_filters_and_pages(store: Store) -> None:
     assert len(await store.list_replies(limit=10, state=ReplyState.NEW)) == 4
     assert await store.list_replies(limit=10, state=ReplyState.DISMISSED) == []
     assert await store.list_replies(limit=0) == []
+    await store.set_reply_cluster(ids[0], ids[0])
+    await store.set_reply_cluster(ids[2], ids[0])
+    cluster = await store.list_replies(limit=10, cluster=ids[0])
+    assert [r.id for r in cluster] == [ids[2], ids[0]]
+    assert await store.list_replies(limit=10, cluster=ids[0], category="suspect") == cluster[:1]
+    assert await store.list_replies(limit=10, cluster=ids[3]) == []
 
 
 async def test_last_sms_alert_is_the_newest_sent_to_that_number(store: Store) -> None:

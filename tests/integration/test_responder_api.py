@@ -225,7 +225,8 @@ async def test_answer_to_a_mention_is_a_reply_on_x(tmp_path: Path) -> None:
 
 
 async def test_near_duplicates_share_a_cluster_and_count(app: RunningService) -> None:
-    """Copies of one report share the first report's cluster; each shows the count."""
+    """Copies of one report share the first report's cluster; each shows the count;
+    `?cluster=` lists one cluster, and a cluster that is no number is a 400."""
     if load_clusterer() is None:
         pytest.skip("broadcaster.triage.Clusterer is not importable")
     text = "Gunman seen running down Wellington Road towards the station, police on scene"
@@ -237,3 +238,8 @@ async def test_near_duplicates_share_a_cluster_and_count(app: RunningService) ->
     assert by_id[first]["cluster_id"] == by_id[second]["cluster_id"] == first
     assert by_id[first]["cluster_count"] == by_id[second]["cluster_count"] == 2
     assert (by_id[other]["cluster_id"], by_id[other]["cluster_count"]) == (None, 1)
+    _, body = await get(app, f"/v1/replies?cluster={first}")
+    assert [r["id"] for r in body["replies"]] == [second, first]
+    for bad in ("x", "-1", "²", "1" * 19):
+        status, body = await get(app, f"/v1/replies?cluster={bad}")
+        assert (status, body["error"]) == (400, "bad_query"), bad
