@@ -90,12 +90,8 @@ NOTICES = {
     "not_found": "Reply {id} no longer exists.",
     "invalid": "Reply {id}: that did not work (check the note's length).",
 }
-# Appended when an action also took the reply's similar reports with it.
-ALSO_NOTICES = {
-    "acknowledged": " So were {n} similar reports.",
-    "escalated": " So were {n} similar reports.",
-    "dismissed": " So were {n} similar reports.",
-}
+# Appended when an action (these notices) also took the reply's similar reports with it.
+ALSO_NOTICES = frozenset({"acknowledged", "escalated", "dismissed"})
 # The most replies of one cluster that one action on the desk changes.
 CLUSTER_ACTION_LIMIT = 1000
 
@@ -199,7 +195,10 @@ class Dashboard:
             notice = NOTICES[code].format(id=int(request.query["reply"]))
             also = request.query.get("also") or ""
             if code in ALSO_NOTICES and re.fullmatch(r"[1-9][0-9]{0,5}", also):
-                notice += ALSO_NOTICES[code].format(n=int(also))
+                n = int(also)
+                notice += (
+                    " So was 1 similar report." if n == 1 else f" So were {n} similar reports."
+                )
         context: dict[str, Any] = {
             "rows": rows,
             "csrf_token": self._signer.csrf(cookie),
