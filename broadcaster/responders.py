@@ -79,8 +79,16 @@ class ResponderDesk:
         return (await self.with_counts([stored]))[0]
 
     async def act(
-        self, reply_id: int, action: str, actor: str, note: str | None = None
+        self,
+        reply_id: int,
+        action: str,
+        actor: str,
+        note: str | None = None,
+        *,
+        with_reply: int | None = None,
     ) -> StoredReply:
+        """Set a reply's state and audit it; `with_reply` names the reply whose action took
+        this one along (a near-duplicate handled with its cluster), recorded in the audit."""
         state = ACTIONS.get(action)
         if state is None:
             raise IntakeError(f"unknown action {action!r}", code="unknown_action")
@@ -98,6 +106,8 @@ class ResponderDesk:
         }
         if note is not None:
             detail["note"] = note
+        if with_reply is not None:
+            detail["with_reply"] = with_reply
         audit = AuditEntry(at=at, actor=actor, action=f"reply.{action}", detail=detail)
         stored = await self._store.set_reply_state(reply_id, state, actor, at, audit)
         if stored is None:  # purged meanwhile

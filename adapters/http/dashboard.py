@@ -13,7 +13,10 @@ Contract:
 - With a session, `GET /responders?category=&state=` lists the newest replies (filters as
   the API's), each with its sender, categories, score, highlighted entities, cluster count
   ("x12"), state with who and when, acknowledge / escalate / dismiss buttons (a note is
-  optional), and, for SMS and X replies, a form to answer the sender. `?fragment=list` is
+  optional), and, for SMS and X replies, a form to answer the sender. Near-duplicates show
+  once (the newest listed, with the count) unless `similar=each`; `?cluster=` lists one
+  cluster. On a grouped report, "also the other similar reports" applies the action to the
+  cluster's older reports that are still new (audited with `with_reply`). `?fragment=list` is
   the list alone (what the script swaps in). An action or answer is a plain form POST that
   redirects back (303) with a notice: everything works without JavaScript; `responders.js`
   only follows `/v1/replies/stream` (the session cookie authenticates it) and refreshes
@@ -92,8 +95,8 @@ NOTICES = {
 }
 # Appended when an action (these notices) also took the reply's similar reports with it.
 ALSO_NOTICES = frozenset({"acknowledged", "escalated", "dismissed"})
-# The most replies of one cluster that one action on the desk changes.
-CLUSTER_ACTION_LIMIT = 1000
+# Replies of one cluster read per query when an action takes them along.
+CLUSTER_PAGE = 500
 
 
 class Dashboard:
@@ -171,6 +174,7 @@ class Dashboard:
         # Grouped, a cluster shows once: read further back so the page still fills.
         limit = LIST_LIMIT * GROUPED_READ_FACTOR if grouped else LIST_LIMIT
         replies = await self._service.store.list_replies(limit=limit, **filters)
+        truncated = len(replies) == limit
         counted = await self._service.desk.with_counts(replies)
         if grouped:
             counted = newest_of_each_cluster(counted)[:LIST_LIMIT]
@@ -208,6 +212,8 @@ class Dashboard:
             "states": [s.value for s in ReplyState],
             "grouped": grouped,
             "cluster": filters["cluster"],
+            "truncated": truncated,
+            "read": limit,
             "actor": token.name,
             "notice": notice,
             "list_url": "/responders?" + urlencode({**query, "fragment": "list"}),
@@ -295,11 +301,8 @@ class Dashboard:
                 note = _field(form, "note") or None
                 await desk.act(reply_id, action, session[1].name, note)
                 code = ACTIONS[action].value
-                cluster = _field(form, "similar")
-                if re.fullmatch(r"[0-9]{1,18}", cluster):
-                    also = await self._act_on_cluster(
-                        int(cluster), reply_id, action, session[1].name, note
-                    )
+                if _field(form, "similar"):
+                    also = await self._act_on_cluster(reply_id, action, session[1].name, note)
         except IntakeError as exc:
             code = {404: "not_found", 409: "no_return_channel"}.get(exc.status, "invalid")
             if action == "respond" and exc.status == 422:
@@ -311,21 +314,33 @@ class Dashboard:
         return _see_other(f"{back}{joiner}notice={code}&reply={reply_id}{extra}#reply-{reply_id}")
 
     async def _act_on_cluster(
-        self, cluster: int, done: int, action: str, actor: str, note: str | None
+        self, reply_id: int, action: str, actor: str, note: str | None
     ) -> int:
-        """The same action on the other replies of `cluster` not already in its state (each
-        its own audited action); how many there were."""
-        state = ACTIONS[action]
-        others = await self._service.store.list_replies(limit=CLUSTER_ACTION_LIMIT, cluster=cluster)
+        """The same action on the other replies of `reply_id`'s cluster that the responder
+        saw stand behind it: older than it and still new. A report another responder already
+        handled keeps their decision, and one that arrived after the page was drawn is left
+        for the responder to see. Each is audited with `with_reply`. Returns how many."""
+        shown = await self._service.store.get_reply(reply_id)
+        if shown is None or shown.cluster_id is None:
+            return 0
         count = 0
-        for other in others:
-            if other.id != done and other.state is not state:
+        before = reply_id
+        while True:
+            page = await self._service.store.list_replies(
+                limit=CLUSTER_PAGE,
+                cluster=shown.cluster_id,
+                state=ReplyState.NEW,
+                before_id=before,
+            )
+            for other in page:
                 try:
-                    await self._service.desk.act(other.id, action, actor, note)
-                except IntakeError:  # gone meanwhile (retention): nothing to do for it
+                    await self._service.desk.act(other.id, action, actor, note, with_reply=reply_id)
+                except IntakeError:  # purged meanwhile (retention): nothing to do for it
                     continue
                 count += 1
-        return count
+            if len(page) < CLUSTER_PAGE:
+                return count
+            before = page[-1].id
 
     def _checked(self, request: web.Request, session: str, form: Any) -> bool:
         return self._same_origin(request) and self._signer.csrf_valid(

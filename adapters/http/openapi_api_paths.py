@@ -18,6 +18,9 @@ from adapters.http.openapi_schemas import (
     response_json,
 )
 
+# A cluster id is a reply id: ASCII digits, at most 18 of them.
+CLUSTER_RANGE = {"minimum": 0, "maximum": 10**18 - 1}
+
 
 def api_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[str, Any]:
     return {
@@ -247,7 +250,9 @@ def api_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[st
                 "summary": "Replies for responders, newest first (responder or admin)",
                 "security": auth,
                 "parameters": [
-                    {"name": n, "in": "query", "schema": {"type": t}}
+                    {"name": n, "in": "query", "schema": {"type": t, **CLUSTER_RANGE}}
+                    if n == "cluster"
+                    else {"name": n, "in": "query", "schema": {"type": t}}
                     for n, t in (
                         ("category", "string"),
                         ("since", "string"),

@@ -61,7 +61,17 @@
           var field = box.querySelector("textarea");
           return { id: box.id, text: field ? field.value : "" };
         });
+      // So does a box the responder unticked ("also the other similar reports").
+      var unticked = Array.prototype.map.call(
+        region.querySelectorAll("input[type=checkbox][id]:not(:checked)"),
+        function (box) { return box.id; });
       region.innerHTML = html;
+      unticked.forEach(function (id) {
+        var box = document.getElementById(id);
+        if (box && region.contains(box)) {
+          box.checked = false;
+        }
+      });
       open.forEach(function (kept) {
         var box = document.getElementById(kept.id);
         if (box && region.contains(box)) {
