@@ -166,9 +166,12 @@ class Dashboard:
                 return web.Response(status=401, text="log in again", content_type="text/plain")
             return self._login_page(request)
         cookie, token = session
+        filter_error = None
         try:
             filters = parse_filters(request.query)
-        except IntakeError:
+        except IntakeError as exc:
+            # Say so, rather than quietly showing everything as if no filter had been asked.
+            filter_error = f"That filter was not understood ({exc.detail}); showing all replies."
             filters = {"category": None, "since": None, "state": None, "cluster": None}
         grouped = request.query.get("similar") != "each" and filters["cluster"] is None
         # Grouped, a cluster shows once: read further back so the page still fills.
@@ -213,6 +216,7 @@ class Dashboard:
             "grouped": grouped,
             "cluster": filters["cluster"],
             "truncated": truncated,
+            "filter_error": filter_error,
             "read": limit,
             "actor": token.name,
             "notice": notice,

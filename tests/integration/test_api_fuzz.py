@@ -174,7 +174,8 @@ async def test_subscribers_page_after_past_64_bits_is_400(app: RunningService) -
 
 async def test_desk_notice_with_a_non_ascii_digit_is_ignored(app: RunningService) -> None:
     """`/responders?notice=acknowledged&reply=²`: "²".isdigit() is true but int("²") fails
-    (a 500 for a logged-in responder); now the notice is simply not shown."""
+    (a 500 for a logged-in responder); now the notice is simply not shown. A malformed
+    filter is reported on the page."""
     import re
 
     import aiohttp
@@ -197,3 +198,10 @@ async def test_desk_notice_with_a_non_ascii_digit_is_ignored(app: RunningService
                 assert response.status == 200, reply
                 shown = "Reply 12 acknowledged." in await response.text()
                 assert shown is (reply == "12")
+        # A filter that is not understood is said to be so, not silently dropped.
+        for query in ({"state": "bogus"}, {"cluster": "²"}, {"since": "yesterday"}):
+            async with http.get(f"{app.url}/responders", params=query) as response:
+                assert response.status == 200, query
+                assert "That filter was not understood" in await response.text(), query
+        async with http.get(f"{app.url}/responders", params={"state": "new"}) as response:
+            assert "not understood" not in await response.text()
