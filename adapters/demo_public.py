@@ -51,7 +51,6 @@ ANSWERS = (
     "Praying for all the families",
     "My daughter works on Market St, is she safe??",
 )
-SMS_SENDERS = ("resident", "shopper", "commuter")
 X_USERS = ("mcr_resident", "northern_quarter_nic", "deansgate_dan", "salford_sue")
 _RESPONSE_KEY = re.compile(r"\bReply (\w+) ")
 

@@ -8,6 +8,11 @@ Contract:
   name) and `state_at` = now, and appends `reply.<action>` to the audit log with the reply
   id, the previous and new state and the note, in one transaction. Any state may follow any
   other (a dismissal can be undone by escalating). Unknown reply: `ReplyNotFound` (404).
+- `act_on_similar(shown, action, actor, note)`, after `act` on `shown`: the same action on
+  the other reports of its near-duplicate cluster that stood behind it when the responder
+  saw it: older than it and still new. A report another responder already handled keeps
+  their decision, and one that arrived later is left to be seen. Each is its own audited
+  action, with `with_reply` = `shown.id` in its audit row. Returns how many.
 - `respond(reply_id, text, actor)`: sends `text` to the reply's sender on the channel it came
   from (`return_channels`, by source: SMS and X when configured). Web tips and MQTT replies
   have no return channel (`NoReturnChannel`, 409), nor does a reply without a sender, nor an
@@ -36,6 +41,8 @@ ACTIONS: dict[str, ReplyState] = {
     "dismiss": ReplyState.DISMISSED,
 }
 MAX_NOTE = 1000
+# Reports of one cluster read per query when an action takes them along.
+CLUSTER_PAGE = 500
 
 
 class ReplyNotFound(IntakeError):
@@ -115,6 +122,28 @@ class ResponderDesk:
         log.info("reply %s %s by %s", reply_id, state.value, actor)
         self._changed()
         return stored
+
+    async def act_on_similar(
+        self, shown: StoredReply, action: str, actor: str, note: str | None = None
+    ) -> int:
+        """See the module docstring."""
+        if shown.cluster_id is None:
+            return 0
+        count = 0
+        before = shown.id
+        while True:
+            page = await self._store.list_replies(
+                limit=CLUSTER_PAGE, cluster=shown.cluster_id, state=ReplyState.NEW, before_id=before
+            )
+            for other in page:
+                try:
+                    await self.act(other.id, action, actor, note, with_reply=shown.id)
+                except ReplyNotFound:  # purged meanwhile (retention): nothing to do for it
+                    continue
+                count += 1
+            if len(page) < CLUSTER_PAGE:
+                return count
+            before = page[-1].id
 
     async def respond(self, reply_id: int, text: str, actor: str) -> tuple[StoredReply, str]:
         """Answer the sender; returns the reply and the provider's reference."""

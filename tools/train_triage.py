@@ -94,8 +94,8 @@ def cross_validate(dev: list[Post], extra: list[Post]) -> list[list[float]]:
 
 
 def average_precision(scores: list[float], truth: list[int]) -> float:
-    """Mean of the precision at each positive, ranked by score (ties in input order)."""
-    # Ties ranked negatives first: the figure never rests on the order of the input.
+    """Mean of the precision at each positive, ranked by score; ties rank negatives first,
+    so the figure never rests on the order of the input."""
     ranked = sorted(zip(scores, truth, strict=True), key=lambda pair: (-pair[0], pair[1]))
     found, total = 0, 0.0
     for rank, (_, positive) in enumerate(ranked, 1):

@@ -16,7 +16,7 @@ Contract:
   optional), and, for SMS and X replies, a form to answer the sender. Near-duplicates show
   once (the newest listed, with the count) unless `similar=each`; `?cluster=` lists one
   cluster. On a grouped report, "also the other similar reports" applies the action to the
-  cluster's older reports that are still new (audited with `with_reply`). `?fragment=list` is
+  cluster's older reports that are still new (`ResponderDesk.act_on_similar`). `?fragment=list` is
   the list alone (what the script swaps in). An action or answer is a plain form POST that
   redirects back (303) with a notice: everything works without JavaScript; `responders.js`
   only follows `/v1/replies/stream` (the session cookie authenticates it) and refreshes
@@ -67,18 +67,16 @@ LIST_LIMIT = 100
 GROUPED_READ_FACTOR = 5
 
 
-def newest_of_each_cluster(
-    counted: list[tuple[StoredReply, int]],
-) -> list[tuple[StoredReply, int]]:
+def newest_of_each_cluster(replies: list[StoredReply]) -> list[StoredReply]:
     """The first (newest, as listed) reply of each cluster, in list order; a reply in no
-    cluster stands for itself. Its count still says how many reports the cluster holds."""
+    cluster stands for itself."""
     seen: set[str] = set()
     kept = []
-    for reply, count in counted:
+    for reply in replies:
         key = f"c:{reply.cluster_id}" if reply.cluster_id else f"r:{reply.id}"
         if key not in seen:
             seen.add(key)
-            kept.append((reply, count))
+            kept.append(reply)
     return kept
 
 
@@ -95,8 +93,6 @@ NOTICES = {
 }
 # Appended when an action (these notices) also took the reply's similar reports with it.
 ALSO_NOTICES = frozenset({"acknowledged", "escalated", "dismissed"})
-# Replies of one cluster read per query when an action takes them along.
-CLUSTER_PAGE = 500
 
 
 class Dashboard:
@@ -178,9 +174,10 @@ class Dashboard:
         limit = LIST_LIMIT * GROUPED_READ_FACTOR if grouped else LIST_LIMIT
         replies = await self._service.store.list_replies(limit=limit, **filters)
         truncated = len(replies) == limit
-        counted = await self._service.desk.with_counts(replies)
         if grouped:
-            counted = newest_of_each_cluster(counted)[:LIST_LIMIT]
+            # The count on each still says how many reports its whole cluster holds.
+            replies = newest_of_each_cluster(replies)[:LIST_LIMIT]
+        counted = await self._service.desk.with_counts(replies)
         ids = list(dict.fromkeys(r.alert_id for r, _ in counted if r.alert_id))
         alerts = {a.id: a for a in await self._service.store.get_alerts(ids)} if ids else {}
         rows = [row(r, n, *answered(r, alerts)) for r, n in counted]
@@ -303,10 +300,10 @@ class Dashboard:
             else:
                 action = _field(form, "action")
                 note = _field(form, "note") or None
-                await desk.act(reply_id, action, session[1].name, note)
+                shown = await desk.act(reply_id, action, session[1].name, note)
                 code = ACTIONS[action].value
                 if _field(form, "similar"):
-                    also = await self._act_on_cluster(reply_id, action, session[1].name, note)
+                    also = await desk.act_on_similar(shown, action, session[1].name, note)
         except IntakeError as exc:
             code = {404: "not_found", 409: "no_return_channel"}.get(exc.status, "invalid")
             if action == "respond" and exc.status == 422:
@@ -316,35 +313,6 @@ class Dashboard:
         joiner = "&" if "?" in back else "?"
         extra = f"&also={also}" if also else ""
         return _see_other(f"{back}{joiner}notice={code}&reply={reply_id}{extra}#reply-{reply_id}")
-
-    async def _act_on_cluster(
-        self, reply_id: int, action: str, actor: str, note: str | None
-    ) -> int:
-        """The same action on the other replies of `reply_id`'s cluster that the responder
-        saw stand behind it: older than it and still new. A report another responder already
-        handled keeps their decision, and one that arrived after the page was drawn is left
-        for the responder to see. Each is audited with `with_reply`. Returns how many."""
-        shown = await self._service.store.get_reply(reply_id)
-        if shown is None or shown.cluster_id is None:
-            return 0
-        count = 0
-        before = reply_id
-        while True:
-            page = await self._service.store.list_replies(
-                limit=CLUSTER_PAGE,
-                cluster=shown.cluster_id,
-                state=ReplyState.NEW,
-                before_id=before,
-            )
-            for other in page:
-                try:
-                    await self._service.desk.act(other.id, action, actor, note, with_reply=reply_id)
-                except IntakeError:  # purged meanwhile (retention): nothing to do for it
-                    continue
-                count += 1
-            if len(page) < CLUSTER_PAGE:
-                return count
-            before = page[-1].id
 
     def _checked(self, request: web.Request, session: str, form: Any) -> bool:
         return self._same_origin(request) and self._signer.csrf_valid(

@@ -18,8 +18,8 @@ from adapters.http.openapi_schemas import (
     response_json,
 )
 
-# A cluster id is a reply id: ASCII digits, at most 18 of them.
-CLUSTER_RANGE = {"minimum": 0, "maximum": 10**18 - 1}
+# A cluster id is a reply id: at most 18 digits (responders.MAX_CLUSTER).
+CLUSTER_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
 
 
 def api_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[str, Any]:
@@ -250,19 +250,17 @@ def api_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[st
                 "summary": "Replies for responders, newest first (responder or admin)",
                 "security": auth,
                 "parameters": [
-                    {"name": n, "in": "query", "schema": {"type": t, **CLUSTER_RANGE}}
-                    if n == "cluster"
-                    else {"name": n, "in": "query", "schema": {"type": t}}
+                    {"name": n, "in": "query", "schema": {"type": t}}
                     for n, t in (
                         ("category", "string"),
                         ("since", "string"),
                         ("state", "string"),
-                        ("cluster", "integer"),
                         ("limit", "integer"),
                         ("before", "integer"),
                         ("after", "integer"),
                     )
-                ],
+                ]
+                + [{"name": "cluster", "in": "query", "schema": CLUSTER_SCHEMA}],
                 "responses": {
                     "200": response_json({"type": "object"}, "{replies: [...], next?}"),
                     **error_responses(400, 401, 403),

@@ -38,7 +38,6 @@ class Lexicon:
     stems: dict[str, tuple[str, ...]]
     stem_lengths: tuple[int, ...]
     groups: tuple[str, ...]
-    # First words of multi-word terms: only these start a phrase look-up.
     # The first k words (k ≥ 1) of every multi-word term, stem or not: a phrase is extended
     # by a word only while it is one of these.
     phrase_starts: frozenset[str]
