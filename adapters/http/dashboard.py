@@ -15,9 +15,11 @@ Contract:
   ("x12"), state with who and when, acknowledge / escalate / dismiss buttons (a note is
   optional), and, for SMS and X replies, a form to answer the sender. Near-duplicates show
   once (the newest listed, with the count) unless `similar=each`; `?cluster=` lists one
-  cluster. On a grouped report, "also the other similar reports" applies the action to the
-  cluster's older reports that are still new (`ResponderDesk.act_on_similar`). `?fragment=list` is
-  the list alone (what the script swaps in). An action or answer is a plain form POST that
+  cluster. A page holds `LIST_LIMIT` items; `?before=` pages back (`desk_pages.page_of`:
+  every reply reachable, paging always ends). On a grouped report, "also the other similar
+  reports" applies the action to the cluster's older reports that are still new
+  (`ResponderDesk.act_on_similar`). `?fragment=list` is the list alone (what the script
+  swaps in). An action or answer is a plain form POST that
   redirects back (303) with a notice: everything works without JavaScript; `responders.js`
   only follows `/v1/replies/stream` (the session cookie authenticates it) and refreshes
   the list.
@@ -39,6 +41,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from adapters.http.access import client_of, route_name
+from adapters.http.desk_pages import page_of
 from adapters.http.errors import read_form
 
 # Re-exported: these lived here before reply_rows.py, and are imported from here.
@@ -49,13 +52,14 @@ from adapters.http.reply_rows import highlight as highlight
 from adapters.http.responders import (
     SESSION_COOKIE,
     SESSION_PURPOSE,
+    parse_before,
     parse_filters,
 )
 from adapters.http.signing import Signer
 from adapters.http.templating import HTML_TYPE, html_templates
 from broadcaster.auth import require_role
 from broadcaster.errors import AuthError, AuthThrottled, DeliveryError, IntakeError
-from broadcaster.ports import ApiToken, ReplyState, Role, StoredReply
+from broadcaster.ports import ApiToken, ReplyState, Role
 from broadcaster.responders import ACTIONS
 from broadcaster.service import Service
 
@@ -65,19 +69,6 @@ SESSION_SECONDS = 12 * 3600
 LIST_LIMIT = 100
 # How many replies a grouped page reads for its LIST_LIMIT clusters.
 GROUPED_READ_FACTOR = 5
-
-
-def newest_of_each_cluster(replies: list[StoredReply]) -> list[StoredReply]:
-    """The first (newest, as listed) reply of each cluster, in list order; a reply in no
-    cluster stands for itself."""
-    seen: set[str] = set()
-    kept = []
-    for reply in replies:
-        key = f"c:{reply.cluster_id}" if reply.cluster_id else f"r:{reply.id}"
-        if key not in seen:
-            seen.add(key)
-            kept.append(reply)
-    return kept
 
 
 NOTICES = {
@@ -165,18 +156,19 @@ class Dashboard:
         filter_error = None
         try:
             filters = parse_filters(request.query)
+            before = parse_before(request.query)
         except IntakeError as exc:
             # Say so, rather than quietly showing everything as if no filter had been asked.
             filter_error = f"That filter was not understood ({exc.detail}); showing all replies."
             filters = {"category": None, "since": None, "state": None, "cluster": None}
+            before = None
         grouped = request.query.get("similar") != "each" and filters["cluster"] is None
-        # Grouped, a cluster shows once: read further back so the page still fills.
-        limit = LIST_LIMIT * GROUPED_READ_FACTOR if grouped else LIST_LIMIT
-        replies = await self._service.store.list_replies(limit=limit, **filters)
-        truncated = len(replies) == limit
-        if grouped:
-            # The count on each still says how many reports its whole cluster holds.
-            replies = newest_of_each_cluster(replies)[:LIST_LIMIT]
+        # Grouped, a cluster shows once: read further back so the page still fills. Each one:
+        # one more than a page, so whether an older page exists is known, not guessed.
+        limit = LIST_LIMIT * GROUPED_READ_FACTOR if grouped else LIST_LIMIT + 1
+        read = await self._service.store.list_replies(limit=limit, before_id=before, **filters)
+        page = page_of(read, read_limit=limit, shown_limit=LIST_LIMIT, grouped=grouped)
+        replies = page.replies
         counted = await self._service.desk.with_counts(replies)
         ids = list(dict.fromkeys(r.alert_id for r, _ in counted if r.alert_id))
         alerts = {a.id: a for a in await self._service.store.get_alerts(ids)} if ids else {}
@@ -191,7 +183,9 @@ class Dashboard:
             )
             if v
         }
-        back = "/responders" + (f"?{urlencode(query)}" if query else "")
+        newest = "/responders" + (f"?{urlencode(query)}" if query else "")
+        here = {**query, "before": str(before)} if before else query
+        back = "/responders" + (f"?{urlencode(here)}" if here else "")
         notice = None
         code = request.query.get("notice")
         # ASCII digits only: str.isdigit() accepts "²", which int() refuses (was a 500).
@@ -212,12 +206,15 @@ class Dashboard:
             "states": [s.value for s in ReplyState],
             "grouped": grouped,
             "cluster": filters["cluster"],
-            "truncated": truncated,
             "filter_error": filter_error,
-            "read": limit,
+            "paged": before is not None,
+            "newest_url": newest,
+            "older_url": None
+            if page.older is None
+            else "/responders?" + urlencode({**query, "before": page.older}),
             "actor": token.name,
             "notice": notice,
-            "list_url": "/responders?" + urlencode({**query, "fragment": "list"}),
+            "list_url": "/responders?" + urlencode({**here, "fragment": "list"}),
         }
         return self._page("_replies" if fragment else "responders", **context)
 

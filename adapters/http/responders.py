@@ -124,6 +124,12 @@ def parse_filters(query: Any) -> dict[str, Any]:
     return filters
 
 
+def parse_before(query: Any) -> int | None:
+    """The `before=` paging cursor (a reply id) from a query string; IntakeError (400) when
+    malformed."""
+    return _int(query, "before", None, 1, 2**62)
+
+
 def _iso_time(text: str) -> datetime | None:
     """An ISO 8601 time, or None. An unencoded "+01:00" in a URL query arrives as " 01:00":
     when the text does not parse as it is, the "+" is put back and it is tried again."""
@@ -184,7 +190,7 @@ class ResponderApi:
         query = request.query
         filters = parse_filters(query)
         limit = _int(query, "limit", 50, 1, 500) or 50
-        before = _int(query, "before", None, 1, 2**62)
+        before = parse_before(query)
         after = _int(query, "after", None, 0, 2**62)
         store = self._service.store
         rows = await store.list_replies(limit=limit, before_id=before, after_id=after, **filters)

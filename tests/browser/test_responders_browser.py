@@ -11,9 +11,10 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from adapters.simulators.twilio import TwilioSimulator
-from broadcaster.ports import ReplyState, Role
+from broadcaster.ports import NewReply, ReplyState, Role
 from tests.browser.test_public_pages_browser import axe_violations, describe
 from tests.conftest import RunningService
+from tests.integration.test_reply_store import reply
 from tests.support.broker import free_port
 from tests.support.replies import sms_channel, start_listening
 
@@ -244,4 +245,47 @@ async def test_an_unticked_similar_box_stays_unticked_across_a_refresh(
     other = await tip(desk, "Flood water rising fast on the A58 near Bolton, two cars stuck")
     await expect(page.locator(f"#reply-{other}")).to_be_visible(timeout=2000)
     await expect(page.locator(f"#similar-{newest}")).not_to_be_checked()
+    await context.close()
+
+
+async def test_the_desk_pages_back_through_a_long_incident(
+    browser: Browser, desk: RunningService
+) -> None:
+    """With 130 reports (a cluster of 20 copies among them), the newest page shows 100 items
+    and "Older replies" the rest, each report once; an action there returns to that page, and
+    "Newest replies" goes back."""
+    store = desk.service.store
+    first_copy = None
+    for n in range(130):
+        copy = 30 <= n < 50  # twenty copies of one report, grouped as one item
+        text = "Smoke over the A6 at Levenshulme" if copy else f"Report {n} from the street"
+        new = NewReply(reply(f"SM{n}", text), cluster_id=first_copy if copy else None)
+        stored = (await store.insert_reply(new)).reply
+        if copy and first_copy is None:
+            first_copy = stored.id
+            await store.set_reply_cluster(stored.id, stored.id)  # as the clusterer does
+    context = await browser.new_context()
+    page = await logged_in(context, desk)
+    await expect(page.locator(".reply")).to_have_count(100)
+    await expect(page.locator(".reply", has_text="Smoke over the A6")).to_have_count(1)
+    await expect(page.locator(".paged-note")).to_have_count(0)
+    await page.get_by_role("link", name="Older replies").click()
+    await expect(page.locator(".paged-note")).to_contain_text("Older replies")
+    await expect(page.locator(".reply")).to_have_count(11)
+    await expect(page.get_by_role("link", name="Older replies")).to_have_count(0)
+    shown = [
+        int(i.removeprefix("reply-"))
+        for i in await page.locator("article.reply").evaluate_all("els => els.map(e => e.id)")
+    ]
+    assert shown == sorted(shown, reverse=True)
+    oldest = page.locator(f"#reply-{shown[-1]}")
+    await oldest.get_by_role("button", name="Acknowledge").click()
+    await expect(page.locator(".notice")).to_have_text(f"Reply {shown[-1]} acknowledged.")
+    await expect(page.locator(".reply")).to_have_count(11)  # still the older page
+    await expect(page.locator(f"#reply-{shown[-1]} .handled")).to_contain_text("by test-responder")
+    await tip(desk, "Fire alarm ringing at the library")
+    await page.wait_for_timeout(500)
+    await expect(page.locator(".reply")).to_have_count(11)  # a new tip joins the newest page
+    await page.get_by_role("link", name="Newest replies").first.click()
+    await expect(page.locator(".reply").first).to_contain_text("Fire alarm ringing")
     await context.close()
