@@ -34,6 +34,7 @@ import hmac
 import math
 import re
 import secrets
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -41,7 +42,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from adapters.http.access import client_of, route_name
-from adapters.http.desk_pages import page_of
+from adapters.http.desk_pages import read_page
 from adapters.http.errors import read_form
 
 # Re-exported: these lived here before reply_rows.py, and are imported from here.
@@ -59,7 +60,7 @@ from adapters.http.signing import Signer
 from adapters.http.templating import HTML_TYPE, html_templates
 from broadcaster.auth import require_role
 from broadcaster.errors import AuthError, AuthThrottled, DeliveryError, IntakeError
-from broadcaster.ports import ApiToken, ReplyState, Role
+from broadcaster.ports import ApiToken, ReplyState, Role, StoredReply
 from broadcaster.responders import ACTIONS
 from broadcaster.service import Service
 
@@ -67,8 +68,10 @@ LOGIN_COOKIE = "responder_login"
 LOGIN_PURPOSE = "login"
 SESSION_SECONDS = 12 * 3600
 LIST_LIMIT = 100
-# How many replies a grouped page reads for its LIST_LIMIT clusters.
+# How many replies a grouped page reads at a time for its LIST_LIMIT clusters, and at most how
+# many such reads (a huge cluster is one item: the page reads past its copies).
 GROUPED_READ_FACTOR = 5
+GROUPED_READ_BATCHES = 6
 
 
 NOTICES = {
@@ -163,11 +166,19 @@ class Dashboard:
             filters = {"category": None, "since": None, "state": None, "cluster": None}
             before = None
         grouped = request.query.get("similar") != "each" and filters["cluster"] is None
-        # Grouped, a cluster shows once: read further back so the page still fills. Each one:
-        # one more than a page, so whether an older page exists is known, not guessed.
-        limit = LIST_LIMIT * GROUPED_READ_FACTOR if grouped else LIST_LIMIT + 1
-        read = await self._service.store.list_replies(limit=limit, before_id=before, **filters)
-        page = page_of(read, read_limit=limit, shown_limit=LIST_LIMIT, grouped=grouped)
+        store = self._service.store
+
+        def read_replies(below: int | None, limit: int) -> Awaitable[list[StoredReply]]:
+            return store.list_replies(limit=limit, before_id=below, **filters)
+
+        page = await read_page(
+            read_replies,
+            before,
+            shown_limit=LIST_LIMIT,
+            grouped=grouped,
+            batch=LIST_LIMIT * GROUPED_READ_FACTOR,
+            batches=GROUPED_READ_BATCHES,
+        )
         replies = page.replies
         counted = await self._service.desk.with_counts(replies)
         ids = list(dict.fromkeys(r.alert_id for r, _ in counted if r.alert_id))
@@ -179,6 +190,7 @@ class Dashboard:
                 ("category", filters["category"]),
                 ("state", filters["state"].value if filters["state"] else None),
                 ("cluster", filters["cluster"]),
+                ("since", filters["since"].isoformat() if filters["since"] else None),
                 ("similar", None if grouped else "each"),
             )
             if v

@@ -248,20 +248,30 @@ async def test_an_unticked_similar_box_stays_unticked_across_a_refresh(
     await context.close()
 
 
+async def shown_ids(page: Page) -> list[int]:
+    ids = await page.locator("article.reply").evaluate_all("els => els.map(e => e.id)")
+    return [int(i.removeprefix("reply-")) for i in ids]
+
+
 async def test_the_desk_pages_back_through_a_long_incident(
     browser: Browser, desk: RunningService
 ) -> None:
-    """With 130 reports (a cluster of 20 copies among them), the newest page shows 100 items
-    and "Older replies" the rest, each report once; an action there returns to that page, and
-    "Newest replies" goes back."""
+    """With 130 reports (a cluster of 25 copies among them, 5 of them old), the newest page
+    shows 100 items and "Older replies" the other 7, no single report on both; there the
+    cluster's older copies are offered as such and an action on them returns to that page;
+    the older page stays put when a new tip arrives (and says where it went); "Newest
+    replies" goes back; filters carry over to the older page; a bad cursor is said to be."""
     store = desk.service.store
     first_copy = None
+    singles = []
     for n in range(130):
-        copy = 30 <= n < 50  # twenty copies of one report, grouped as one item
+        copy = n < 5 or 30 <= n < 50  # copies of one report, grouped as one item
         text = "Smoke over the A6 at Levenshulme" if copy else f"Report {n} from the street"
         new = NewReply(reply(f"SM{n}", text), cluster_id=first_copy if copy else None)
         stored = (await store.insert_reply(new)).reply
-        if copy and first_copy is None:
+        if not copy:
+            singles.append(stored.id)
+        elif first_copy is None:
             first_copy = stored.id
             await store.set_reply_cluster(stored.id, stored.id)  # as the clusterer does
     context = await browser.new_context()
@@ -269,23 +279,43 @@ async def test_the_desk_pages_back_through_a_long_incident(
     await expect(page.locator(".reply")).to_have_count(100)
     await expect(page.locator(".reply", has_text="Smoke over the A6")).to_have_count(1)
     await expect(page.locator(".paged-note")).to_have_count(0)
+    newest = await shown_ids(page)
     await page.get_by_role("link", name="Older replies").click()
+    await expect(page).to_have_title("Older replies — Responder desk")
     await expect(page.locator(".paged-note")).to_contain_text("Older replies")
-    await expect(page.locator(".reply")).to_have_count(11)
+    await expect(page.locator(".reply")).to_have_count(7)
     await expect(page.get_by_role("link", name="Older replies")).to_have_count(0)
-    shown = [
-        int(i.removeprefix("reply-"))
-        for i in await page.locator("article.reply").evaluate_all("els => els.map(e => e.id)")
-    ]
-    assert shown == sorted(shown, reverse=True)
-    oldest = page.locator(f"#reply-{shown[-1]}")
+    older = await shown_ids(page)
+    assert older == sorted(older, reverse=True)
+    assert not set(newest) & set(older) & set(singles)
+    assert set(singles) <= set(newest + older)
+    assert len(set(newest + older) - set(singles)) == 2  # the cluster on each page
+
+    oldest = page.locator(f"#reply-{older[-1]}")  # the cluster's newest copy on this page
+    await expect(oldest.locator(".cluster-note")).to_contain_text("newest on this page")
+    await expect(oldest.get_by_label("Also the older similar reports")).to_be_checked()
     await oldest.get_by_role("button", name="Acknowledge").click()
-    await expect(page.locator(".notice")).to_have_text(f"Reply {shown[-1]} acknowledged.")
-    await expect(page.locator(".reply")).to_have_count(11)  # still the older page
-    await expect(page.locator(f"#reply-{shown[-1]} .handled")).to_contain_text("by test-responder")
-    await tip(desk, "Fire alarm ringing at the library")
-    await page.wait_for_timeout(500)
-    await expect(page.locator(".reply")).to_have_count(11)  # a new tip joins the newest page
+    await expect(page.locator(".notice")).to_have_text(
+        f"Reply {older[-1]} acknowledged. So were 4 similar reports."
+    )
+    await expect(page.locator(".reply")).to_have_count(7)  # still the older page
+    await expect(page.locator(f"#reply-{older[-1]} .handled")).to_contain_text("by test-responder")
+    await expect(page.locator("html")).to_have_attribute("data-live", "connected")
+    refreshed = await page.locator("html").get_attribute("data-live-refreshed")
+    tip_id = await tip(desk, "Fire alarm ringing at the library")
+    await expect(page.locator("#live-status")).to_contain_text(
+        f"New reply {tip_id} (hazard), on the newest page."
+    )
+    await expect(page.locator("html")).not_to_have_attribute("data-live-refreshed", refreshed or "")
+    await expect(page.locator(".reply")).to_have_count(7)  # the new tip is not on this page
     await page.get_by_role("link", name="Newest replies").first.click()
     await expect(page.locator(".reply").first).to_contain_text("Fire alarm ringing")
+
+    await page.goto(f"{desk.url}/responders?similar=each&since=2026-01-01T00:00:00Z")
+    older_link = page.get_by_role("link", name="Older replies")
+    assert "since=2026-01-01T00%3A00%3A00%2B00%3A00" in (
+        await older_link.get_attribute("href") or ""
+    )
+    await page.goto(f"{desk.url}/responders?before=abc")
+    await expect(page.get_by_role("alert")).to_contain_text("That filter was not understood")
     await context.close()

@@ -120,7 +120,10 @@
     try {
       var data = JSON.parse(event.data);
       message = (words[data.event] || "Reply changed") + " " + data.id +
-        (data.categories && data.categories.length ? " (" + data.categories.join(", ") + ")" : "") + ".";
+        (data.categories && data.categories.length ? " (" + data.categories.join(", ") + ")" : "") +
+        // An older page does not list new replies: say where this one is.
+        (data.event === "created" && region.hasAttribute("data-paged") ? ", on the newest page" : "") +
+        ".";
     } catch (ignored) {
       // keep the general message
     }
