@@ -43,10 +43,12 @@ class Triage:
         return max(self.scores.values(), default=0.0)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: categories sorted, scores rounded to 3 places, non-empty entities."""
+        """JSON-ready: categories sorted, `score` (the highest, one number as the API's reply
+        `score`) and `scores` per category rounded to 3 places, non-empty entities."""
         return {
             "categories": sorted(self.categories),
-            "score": {k: round(v, 3) for k, v in self.scores.items()},
+            "score": round(self.score, 3),
+            "scores": {k: round(v, 3) for k, v in self.scores.items()},
             "entities": self.entities.as_dict(),
         }
 

@@ -1,8 +1,9 @@
 """The JSON-lines transformation behind `broadcaster triage classify` (no I/O here).
 
 Contract, one output line per non-blank input line, in order:
-- input `{"id": ..., "text": "..."}` → `{"id", "categories", "score", "entities",
-  "cluster", "cluster_count"}`; a missing `id` is `null`; extra input keys are ignored;
+- input `{"id": ..., "text": "..."}` → `{"id", "categories", "score", "scores",
+  "entities", "cluster", "cluster_count"}` (`score` the highest of `scores`, one per
+  category); a missing `id` is `null`; extra input keys are ignored;
 - a line that is not a JSON object, or whose `text` is missing or not a string →
   `{"id": <id or null>, "categories": [], "error": "bad_json" | "bad_text", "detail": "..."}`
   (no category, so a reader that only looks at `categories` files it nowhere), and the

@@ -37,7 +37,8 @@ def test_classify_lines_with_ids_errors_and_clusters() -> None:
     assert set(first["categories"]) == {"suspect", "hazard"}
     assert first["entities"]["plates"] == ["AB12 CDE"]
     assert first["entities"]["weapons"] == ["knife"]
-    assert 0.0 <= first["score"]["suspect"] <= 1.0
+    assert 0.0 <= first["scores"]["suspect"] <= 1.0
+    assert first["score"] == max(first["scores"].values())
     assert retweet["id"] is None
     assert retweet["cluster"] == first["cluster"]
     assert retweet["cluster_count"] == 2
