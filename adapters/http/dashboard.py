@@ -47,10 +47,11 @@ from adapters.http.errors import read_form
 
 # Re-exported: these lived here before reply_rows.py, and are imported from here.
 from adapters.http.reply_rows import Segment as Segment
-from adapters.http.reply_rows import answered, row
+from adapters.http.reply_rows import alert_title, answered, row
 from adapters.http.reply_rows import entity_groups as entity_groups
 from adapters.http.reply_rows import highlight as highlight
 from adapters.http.responders import (
+    NO_FILTERS,
     SESSION_COOKIE,
     SESSION_PURPOSE,
     parse_before,
@@ -163,7 +164,7 @@ class Dashboard:
         except IntakeError as exc:
             # Say so, rather than quietly showing everything as if no filter had been asked.
             filter_error = f"That filter was not understood ({exc.detail}); showing all replies."
-            filters = {"category": None, "since": None, "state": None, "cluster": None}
+            filters = dict(NO_FILTERS)
             before = None
         grouped = request.query.get("similar") != "each" and filters["cluster"] is None
         store = self._service.store
@@ -182,6 +183,8 @@ class Dashboard:
         replies = page.replies
         counted = await self._service.desk.with_counts(replies)
         ids = list(dict.fromkeys(r.alert_id for r, _ in counted if r.alert_id))
+        if filters["alert"]:
+            ids.append(filters["alert"])  # the page names the alert it is filtered by
         alerts = {a.id: a for a in await self._service.store.get_alerts(ids)} if ids else {}
         rows = [row(r, n, *answered(r, alerts)) for r, n in counted]
         query = {
@@ -190,6 +193,7 @@ class Dashboard:
                 ("category", filters["category"]),
                 ("state", filters["state"].value if filters["state"] else None),
                 ("cluster", filters["cluster"]),
+                ("alert", filters["alert"]),
                 ("since", filters["since"].isoformat() if filters["since"] else None),
                 ("similar", None if grouped else "each"),
             )
@@ -218,6 +222,10 @@ class Dashboard:
             "states": [s.value for s in ReplyState],
             "grouped": grouped,
             "cluster": filters["cluster"],
+            "alert_filter": filters["alert"],
+            "alert_filter_title": alert_title(alerts[filters["alert"]])
+            if filters["alert"] in alerts
+            else None,
             "filter_error": filter_error,
             "paged": before is not None,
             "newest_url": newest,

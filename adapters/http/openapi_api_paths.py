@@ -20,6 +20,7 @@ from adapters.http.openapi_schemas import (
 
 # A cluster id is a reply id: at most 18 digits (responders.MAX_CLUSTER).
 CLUSTER_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+ALERT_ID_SCHEMA = {"type": "string", "pattern": r"^[^\s,<&]{1,256}$"}
 
 
 def api_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[str, Any]:
@@ -260,7 +261,10 @@ def api_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[st
                         ("after", "integer"),
                     )
                 ]
-                + [{"name": "cluster", "in": "query", "schema": CLUSTER_SCHEMA}],
+                + [
+                    {"name": "cluster", "in": "query", "schema": CLUSTER_SCHEMA},
+                    {"name": "alert", "in": "query", "schema": ALERT_ID_SCHEMA},
+                ],
                 "responses": {
                     "200": response_json({"type": "object"}, "{replies: [...], next?}"),
                     **error_responses(400, 401, 403),

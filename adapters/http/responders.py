@@ -6,7 +6,9 @@ Contract:
   stream ticket (`?ticket=`, from `POST /v1/replies/stream-ticket`, valid 60 s, for
   EventSource, which cannot set headers) or the dashboard's session cookie. The public never
   sees replies: no route here answers without a responder's token.
-- `GET /v1/replies?category=&since=&state=&limit=&before=&after=`: newest first; `before=`
+- `GET /v1/replies?category=&since=&state=&cluster=&alert=&limit=&before=&after=`: newest
+  first (`alert=` the replies linked to that alert, `cluster=` one near-duplicate cluster);
+  `before=`
   pages back (`next`), `after=` gives only replies with a larger id (the `limit` oldest of
   them, newest first): poll with the largest id you hold. Each reply as `reply_view`, the
   sender included (responders only), with `cluster_count`.
@@ -58,6 +60,8 @@ MAX_ANSWER = 1600
 MAX_CLUSTER = 10**18 - 1
 _OFFSET_SPACE = re.compile(r" (\d{2}(?::?\d{2})?)$")
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+# An alert id as CAP allows them (no space, comma, "<" or "&"), of a sane length.
+_ALERT_ID = re.compile(r"^[^\s,<&]{1,256}$")
 KEEPALIVE = b": keep-alive\n\n"
 RETRY = b"retry: 2000\n\n"
 FRAME_CACHE_SIZE = 4096
@@ -90,11 +94,26 @@ def reply_view(reply: StoredReply, cluster_count: int) -> dict[str, Any]:
     }
 
 
+# Every filter `parse_filters` knows, unset.
+NO_FILTERS: dict[str, Any] = {
+    "category": None,
+    "since": None,
+    "state": None,
+    "cluster": None,
+    "alert": None,
+}
+
+
 def parse_filters(query: Any) -> dict[str, Any]:
-    """category, since, state, cluster from a query string; IntakeError (400) when
+    """category, since, state, cluster, alert from a query string; IntakeError (400) when
     malformed."""
-    filters: dict[str, Any] = {"category": None, "since": None, "state": None, "cluster": None}
+    filters = dict(NO_FILTERS)
     filters["cluster"] = _int(query, "cluster", None, 0, MAX_CLUSTER)
+    alert = query.get("alert") or ""
+    if alert:
+        if not _ALERT_ID.match(alert):
+            raise IntakeError("alert must be an alert id", code="bad_query")
+        filters["alert"] = alert
     category = (query.get("category") or "").strip().lower()
     if category:
         if not _CATEGORY.match(category):

@@ -95,6 +95,7 @@ class PostgresReplies(PostgresBase):
         after_id: int | None = None,
         before_id: int | None = None,
         cluster: int | None = None,
+        alert: str | None = None,
     ) -> list[StoredReply]:
         self._check_open()
         if limit <= 0:
@@ -108,6 +109,7 @@ class PostgresReplies(PostgresBase):
             after_id=after_id,
             before_id=before_id,
             cluster=cluster,
+            alert=alert,
         )
         with translated("list_replies"):
             rows = await self._pool.fetch(sql, *params)

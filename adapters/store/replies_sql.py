@@ -184,6 +184,7 @@ def list_query(
     after_id: int | None,
     before_id: int | None,
     cluster: int | None = None,
+    alert: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The filtered listing: (sql, params). Oldest first after `after_id`, else newest first."""
     params: list[Any] = []
@@ -207,6 +208,8 @@ def list_query(
         where.append(f"state = {mark(ReplyState(state).value)}")
     if cluster is not None:
         where.append(f"cluster_id = {mark(cluster)}")  # the partial index replies_cluster
+    if alert is not None:
+        where.append(f"alert_id = {mark(alert)}")  # the index replies_alert_id
     if after_id is not None:
         where.append(f"id > {mark(after_id)}")
         order = "id"

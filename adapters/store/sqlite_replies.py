@@ -70,6 +70,7 @@ class SqliteReplies(SqliteBase):
         after_id: int | None = None,
         before_id: int | None = None,
         cluster: int | None = None,
+        alert: str | None = None,
     ) -> list[StoredReply]:
         if limit <= 0:
             return []
@@ -82,6 +83,7 @@ class SqliteReplies(SqliteBase):
             after_id=after_id,
             before_id=before_id,
             cluster=cluster,
+            alert=alert,
         )
         return [replies_sql.sqlite_reply(row) for row in await self._fetch(sql, params)]
 

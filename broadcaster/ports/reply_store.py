@@ -55,11 +55,12 @@ class ReplyStore(Protocol):
         after_id: int | None = None,
         before_id: int | None = None,
         cluster: int | None = None,
+        alert: str | None = None,
     ) -> list[StoredReply]:
         """Replies matching every filter given (`category` among its categories, received at
-        or after `since`, in `state`, of near-duplicate `cluster`). With `after_id`: those
-        with a larger id, oldest first (for tailing). Otherwise newest first, `before_id`
-        paging back."""
+        or after `since`, in `state`, of near-duplicate `cluster`, answering `alert`). With
+        `after_id`: those with a larger id, oldest first (for tailing). Otherwise newest
+        first, `before_id` paging back."""
         ...
 
     async def last_sms_alert(self, phone: str) -> str | None:

@@ -16,6 +16,7 @@ from tests.browser.test_public_pages_browser import axe_violations, describe
 from tests.conftest import RunningService
 from tests.integration.test_reply_store import reply
 from tests.support.broker import free_port
+from tests.support.public_web import post_alert
 from tests.support.replies import sms_channel, start_listening
 
 
@@ -318,4 +319,29 @@ async def test_the_desk_pages_back_through_a_long_incident(
     )
     await page.goto(f"{desk.url}/responders?before=abc")
     await expect(page.get_by_role("alert")).to_contain_text("That filter was not understood")
+    await context.close()
+
+
+async def test_the_desk_lists_the_replies_to_one_alert(
+    browser: Browser, desk: RunningService
+) -> None:
+    """A reply that answers an alert links to all replies to it; that page names the alert,
+    lists only its replies, and keeps to it when another filter is chosen."""
+    alert = await post_alert(desk, "Gas leak on Market St")
+    gas = await tip(desk, "Strong smell of gas by the bank", alert_id=alert["id"])
+    fire = await tip(desk, "Fire in the bins behind the bank", alert_id=alert["id"])
+    await tip(desk, "Smoke over the A6")  # answers no alert
+    context = await browser.new_context(java_script_enabled=False)
+    page = await logged_in(context, desk)
+    await expect(page.locator(".reply")).to_have_count(3)
+    await page.locator(f"#reply-{gas}").get_by_role("link", name="all replies to it").click()
+    await expect(page.locator(".cluster-view")).to_contain_text(
+        f"Replies answering alert “Gas leak on Market St” ({alert['id']})"
+    )
+    assert await shown_ids(page) == [fire, gas]
+    await expect(page.get_by_role("link", name="all replies to it")).to_have_count(0)
+    await page.get_by_label("Category").select_option("hazard")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator(".cluster-view")).to_contain_text("Gas leak on Market St")
+    await expect(page.locator(".reply")).to_have_count(2)  # the keyword triage: gas, fire
     await context.close()

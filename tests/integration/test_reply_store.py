@@ -126,6 +126,28 @@ async def test_list_replies_filters_and_pages(store: Store) -> None:
     assert await store.list_replies(limit=10, cluster=ids[3]) == []
 
 
+async def test_list_replies_by_the_alert_they_answer(store: Store) -> None:
+    """`alert=` lists the replies linked to that alert, newest first, with other filters and
+    paging; an alert nothing answers (or no alert at all) lists none."""
+    first, second = make_new(), make_new()
+    await store.insert_alert(first)
+    await store.insert_alert(second)
+    links = [first.id, second.id, first.id, None, first.id]
+    ids = []
+    for n, alert_id in enumerate(links):
+        cats = ("hazard",) if n % 2 else ()
+        new = NewReply(reply(f"SM{n}", alert_id=alert_id), categories=cats)
+        ids.append((await store.insert_reply(new)).reply.id)
+    answers = await store.list_replies(limit=10, alert=first.id)
+    assert [r.id for r in answers] == [ids[4], ids[2], ids[0]]
+    assert [r.id for r in await store.list_replies(limit=1, alert=first.id)] == [ids[4]]
+    paged = await store.list_replies(limit=10, alert=first.id, before_id=ids[4])
+    assert [r.id for r in paged] == [ids[2], ids[0]]
+    assert [r.id for r in await store.list_replies(limit=10, alert=second.id)] == [ids[1]]
+    assert await store.list_replies(limit=10, alert=second.id, category="suspect") == []
+    assert await store.list_replies(limit=10, alert="no-such-alert") == []
+
+
 async def test_last_sms_alert_is_the_newest_sent_to_that_number(store: Store) -> None:
     """The alert of the newest sent/delivered SMS delivery to a phone; pending ones do not
     count, nor other channels or numbers."""

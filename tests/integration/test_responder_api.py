@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -19,6 +20,7 @@ from broadcaster.ports import ReplySource, Role
 from tests.conftest import RunningService
 from tests.integration.test_x_mentions import x_settings
 from tests.support.broker import free_port
+from tests.support.public_web import post_alert
 from tests.support.replies import all_replies, eventually, sms_channel, start_listening
 
 PHONE = "+447911000001"
@@ -242,4 +244,20 @@ async def test_near_duplicates_share_a_cluster_and_count(app: RunningService) ->
     assert [r["id"] for r in body["replies"]] == [second, first]
     for bad in ("x", "-1", "²", "1" * 19):
         status, body = await get(app, f"/v1/replies?cluster={bad}")
+        assert (status, body["error"]) == (400, "bad_query"), bad
+
+
+async def test_replies_to_one_alert(app: RunningService) -> None:
+    """`?alert=` lists the replies linked to that alert (with the other filters); an alert id
+    CAP would refuse is a 400."""
+    alert = await post_alert(app, "Gas leak on Market St")
+    answer = await tip(app, "Strong smell of gas by the bank", alert_id=alert["id"])
+    await tip(app, "Smoke over the A6")  # answers no alert
+    _, body = await get(app, f"/v1/replies?alert={alert['id']}")
+    assert [r["id"] for r in body["replies"]] == [answer]
+    assert body["replies"][0]["alert_id"] == alert["id"]
+    _, body = await get(app, f"/v1/replies?alert={alert['id']}&category=suspect")
+    assert body["replies"] == []
+    for bad in ("a b", "a,b", "<x>", "x" * 257):
+        status, body = await get(app, "/v1/replies?" + urlencode({"alert": bad}))
         assert (status, body["error"]) == (400, "bad_query"), bad
