@@ -13,6 +13,7 @@ import uvloop
 from adapters.demo import run_demo
 from adapters.server import drain, serve
 from adapters.store import open_store
+from adapters.store.backup import backup_database
 from broadcaster import cli
 
 
@@ -21,7 +22,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aiohttp, aiomqtt and aiosqlite all run on it unchanged.
     return cli.main(
         argv,
-        cli.Wiring(open_store=open_store, serve=serve, drain=drain, demo=run_demo, run=uvloop.run),
+        cli.Wiring(
+            open_store=open_store,
+            serve=serve,
+            drain=drain,
+            demo=run_demo,
+            run=uvloop.run,
+            backup=backup_database,
+        ),
     )
 
 

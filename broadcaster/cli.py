@@ -7,7 +7,8 @@ for bad usage or configuration, 1 for a runtime failure.
 
 This module parses and dispatches every command and holds the short ones (serve, drain,
 subscribers import, replies purge, audit verify/export, triage); the `token` commands are in
-`broadcaster/cli_tokens.py` and `demo` in `broadcaster/cli_demo.py`.
+`broadcaster/cli_tokens.py`, `demo` in `broadcaster/cli_demo.py` and `backup` in
+`broadcaster/cli_backup.py`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from broadcaster.audit import Verification, audit_pages, export_line, verify_log
 from broadcaster.audit import record as audit_record
+from broadcaster.cli_backup import Backup, add_backup_parser, describe, run_backup
 from broadcaster.cli_demo import demo_settings, serve_demo
 from broadcaster.cli_tokens import token_command
 from broadcaster.config import Settings, load_settings
@@ -45,6 +47,8 @@ class Wiring:
     demo: Callable[[Settings], Coroutine[Any, Any, None]]
     # Runs a coroutine to completion on a fresh event loop (asyncio.run, or uvloop's).
     run: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run
+    # Copies the database to a new file (None: this build cannot).
+    backup: Backup | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", required=True)
     export.add_argument("--since", help="only rows at or after this ISO 8601 time")
 
+    add_backup_parser(commands)
+
     triage = commands.add_parser("triage", help="triage public replies (no config needed)")
     triage_commands = triage.add_subparsers(dest="triage_command", required=True)
     triage_commands.add_parser(
@@ -174,6 +180,14 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
         elif args.command == "audit":
             settings = load_settings(args.config)
             return _audit_command(args, settings, wiring)
+        elif args.command == "backup":
+            settings = load_settings(args.config)
+            if wiring.backup is None:
+                raise ConfigError("backup", "this build cannot copy its database")
+            report = wiring.run(
+                run_backup(settings, Path(args.dest), wiring.backup, wiring.open_store)
+            )
+            print(describe(report))
     except ConfigError as exc:
         print(f"broadcaster: {exc}", file=sys.stderr)
         return 2

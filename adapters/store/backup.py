@@ -1,0 +1,88 @@
+"""`broadcaster backup`: a consistent copy of the SQLite database while the service runs.
+
+Contract (`backup_database(url, dest)`):
+- `url` must be a `sqlite:///` file URL; PostgreSQL (and `:memory:`) raise `ConfigError`
+  naming what to use instead (`pg_dump`: PostgreSQL's own tool does it better than we could).
+- `dest` must not exist (a backup never overwrites anything, least of all an older backup);
+  its folder must. Otherwise `ConfigError`.
+- The copy is made with SQLite's online backup API in one step, i.e. inside one read
+  transaction: in WAL mode, writers (the running service) are never blocked by it and the
+  copy is the database as it was at one instant, every committed transaction before it whole
+  and nothing after it. The copy is written to a temporary name beside `dest`, checked
+  (`PRAGMA integrity_check`), switched to the rollback journal (one self-contained file) and
+  only then renamed to `dest`, so `dest` is never a partial copy.
+- Returns what the copy holds (rows per table of interest); a copy that fails its check
+  raises `StoreError` and is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from pathlib import Path
+
+from broadcaster.cli_backup import BackupReport
+from broadcaster.errors import ConfigError, StoreError
+
+_SQLITE_PREFIX = "sqlite:///"
+# What the report counts: the tables an operator recognises, in this order.
+COUNTED = ("alerts", "deliveries", "replies", "subscribers", "audit_log")
+
+
+def source_path(url: str) -> Path:
+    """The SQLite file `url` names; ConfigError for anything that is not one."""
+    if url.split(":", 1)[0].lower() in ("postgresql", "postgres"):
+        raise ConfigError(
+            "database.url",
+            "backup copies SQLite databases; for PostgreSQL use pg_dump (see README, Backups)",
+        )
+    path = url[len(_SQLITE_PREFIX) :] if url.startswith(_SQLITE_PREFIX) else ""
+    if not path or path == ":memory:":
+        raise ConfigError("database.url", "backup needs a sqlite:/// file database")
+    return Path(path)
+
+
+async def backup_database(url: str, dest: Path) -> BackupReport:
+    """Copy the database at `url` to `dest` (see the module docstring)."""
+    source = source_path(url)
+    # sqlite3 and file checks block: they run in a thread, never stalling a caller's loop.
+    return await asyncio.to_thread(_copy, source, dest)
+
+
+def _copy(source: Path, dest: Path) -> BackupReport:
+    if not source.is_file():
+        raise ConfigError("database.url", f"no database file at {source}")
+    if dest.exists():
+        raise ConfigError("DEST", f"{dest} exists; a backup never overwrites a file")
+    if not dest.parent.is_dir():
+        raise ConfigError("DEST", f"no folder {dest.parent}")
+    partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    try:
+        with (
+            contextlib.closing(
+                sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+            ) as src,
+            contextlib.closing(sqlite3.connect(partial)) as out,
+        ):
+            src.execute("PRAGMA busy_timeout = 10000")  # a checkpoint may hold a lock briefly
+            src.backup(out)  # all pages in one step: one read transaction, one instant
+            out.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, no -wal
+            problems = [row[0] for row in out.execute("PRAGMA integrity_check")]
+            if problems != ["ok"]:
+                raise StoreError(f"the copy failed its integrity check: {problems[:3]}")
+            tables = {row[0] for row in out.execute("SELECT name FROM sqlite_master")}
+            rows = {
+                name: int(out.execute(f"SELECT count(*) FROM {name}").fetchone()[0])  # noqa: S608
+                for name in COUNTED
+                if name in tables
+            }
+        os.link(partial, dest)  # unlike rename, never replaces a file that appeared meanwhile
+    except FileExistsError:
+        raise ConfigError("DEST", f"{dest} exists; a backup never overwrites a file") from None
+    except sqlite3.Error as exc:
+        raise StoreError(f"backup of {source} failed: {exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return BackupReport(dest.resolve(), dest.stat().st_size, rows)
