@@ -72,6 +72,15 @@ class PayloadTooLarge(IntakeError):
     code = "payload_too_large"
 
 
+class UnstorableText(IntakeError):
+    """Text holding a character the database cannot store (PostgreSQL text and jsonb refuse
+    U+0000). Bad input, never a store outage: it is not a StoreError, so nothing retries it
+    and HTTP answers 422."""
+
+    status = 422
+    code = "unstorable_text"
+
+
 class IdempotencyConflict(IntakeError):
     """The same Idempotency-Key was used before for a different body."""
 

@@ -19,6 +19,9 @@ Contract of `ReplyService.ingest(reply)`:
   (by received_at) wins.
 - Clusters: with a clusterer, a near-duplicate of an earlier reply is stored in its cluster
   (`broadcaster.clusters`).
+- Storable: a NUL (U+0000) in any text of the reply is stored as U+FFFD. PostgreSQL cannot
+  hold one, and a report is never refused over an invisible character; both stores then
+  hold the same reply.
 - Metrics: `broadcaster_replies_total{source, category}` per stored reply and category
   ("none" without one); `broadcaster_triage_duration_seconds`.
 """
@@ -29,7 +32,8 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -47,12 +51,29 @@ from broadcaster.ports import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IngestResult", "Reply", "ReplyService", "classify_nothing", "poll_choice"]
+__all__ = [
+    "IngestResult",
+    "Reply",
+    "ReplyService",
+    "classify_nothing",
+    "poll_choice",
+    "storable",
+]
 
 # Sources whose senders can vote: a phone number or an account is one person, a tip is not.
 VOTING_SOURCES = frozenset({ReplySource.SMS, ReplySource.X})
 _LEADING_HANDLES = re.compile(r"^(?:@\w+\s*)+")
 _TRAILING_PUNCTUATION = " \t\r\n.!,;:"
+
+
+def storable(reply: Reply) -> Reply:
+    """`reply` with every U+0000 in its text fields as U+FFFD (see the module docstring)."""
+    changes: dict[str, Any] = {}
+    for f in fields(reply):
+        value = getattr(reply, f.name)
+        if isinstance(value, str) and "\x00" in value:
+            changes[f.name] = value.replace("\x00", "\ufffd")
+    return replace(reply, **changes) if changes else reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +129,7 @@ class ReplyService:
         self._children: dict[tuple[str, str], Counter] = {}
 
     async def ingest(self, reply: Reply) -> IngestResult:
+        reply = storable(reply)
         if reply.source is ReplySource.SMS and reply.alert_id is None:
             # An inbound SMS asks the store two things before triage: one round trip.
             existing, alert_id = await self._store.find_reply_and_sms_alert(

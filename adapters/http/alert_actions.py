@@ -23,7 +23,7 @@ from aiohttp import web
 
 from adapters.http.access import authenticate
 from adapters.http.errors import json_error, json_object_body, json_response
-from adapters.http.views import alert_view
+from adapters.http.views import ALERT_ROUTE, alert_view
 from alerts.models import MsgType
 from broadcaster.approval import AlertNotFound, clean_reason
 from broadcaster.audit import AuditEntry, actor_detail
@@ -39,9 +39,9 @@ def register_alert_actions(app: web.Application, service: Service) -> None:
     `from-template`."""
     routes = AlertActions(service)
     app.router.add_post("/v1/alerts/from-template/{name}", routes.from_template)
-    app.router.add_post("/v1/alerts/{id}/approve", routes.approve)
-    app.router.add_post("/v1/alerts/{id}/reject", routes.reject)
-    app.router.add_post("/v1/alerts/{id}/cancel", routes.cancel)
+    app.router.add_post(ALERT_ROUTE + "/approve", routes.approve)
+    app.router.add_post(ALERT_ROUTE + "/reject", routes.reject)
+    app.router.add_post(ALERT_ROUTE + "/cancel", routes.cancel)
     app.router.add_get("/v1/templates", routes.templates)
 
 

@@ -27,7 +27,7 @@ from adapters.http.security import install as install_security_headers
 from adapters.http.signing import Signer
 from adapters.http.tips import ClientLimiter, register_tips
 from adapters.http.twilio_hooks import SMS_LIMITER, twilio_sms, twilio_status
-from adapters.http.views import alert_view, delivery_view
+from adapters.http.views import ALERT_ID, ALERT_ROUTE, alert_view, delivery_view
 from broadcaster.errors import IntakeError
 from broadcaster.intake import PayloadFormat, Submission
 from broadcaster.ports import ApiToken, Role
@@ -52,9 +52,9 @@ def create_app(service: Service) -> web.Application:
     app.router.add_post("/v1/alerts", post_alert)
     register_alert_actions(app, service)
     app.router.add_get("/v1/alerts", list_alerts)
-    app.router.add_get("/v1/alerts/{id}", get_alert)
-    app.router.add_get("/v1/alerts/{id}/deliveries", list_deliveries)
-    app.router.add_get("/alerts/{id}.cap", get_alert_cap)
+    app.router.add_get(ALERT_ROUTE, get_alert)
+    app.router.add_get(ALERT_ROUTE + "/deliveries", list_deliveries)
+    app.router.add_get("/alerts/{id:" + ALERT_ID + "}.cap", get_alert_cap)
     register_feeds(app)
     app.router.add_post("/hooks/twilio/status", twilio_status_hook)
     app.router.add_post("/hooks/twilio/sms", twilio_sms_hook)

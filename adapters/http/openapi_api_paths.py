@@ -17,10 +17,11 @@ from adapters.http.openapi_schemas import (
     request_json,
     response_json,
 )
+from adapters.http.views import ALERT_ID
 
 # A cluster id is a reply id: at most 18 digits (responders.MAX_CLUSTER).
 CLUSTER_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
-ALERT_ID_SCHEMA = {"type": "string", "pattern": r"^[^\s,<&]{1,256}$"}
+ALERT_ID_SCHEMA = {"type": "string", "pattern": f"^{ALERT_ID}$"}
 
 
 def api_paths(view: dict[str, Any], auth: list[dict[str, list[str]]]) -> dict[str, Any]:

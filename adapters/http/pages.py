@@ -48,6 +48,7 @@ from adapters.http.templating import HTML_TYPE, html_templates
 # Re-exported: both lived here before templating.py, and are imported from here.
 from adapters.http.templating import When as When
 from adapters.http.templating import when as when
+from adapters.http.views import ALERT_ID
 from alerts.models import MsgType, Status
 from broadcaster.ports import StoredAlert
 from broadcaster.publication import Publication
@@ -247,7 +248,7 @@ def register_pages(app: web.Application) -> None:
     app[PUBLIC_WEB] = public
     app.router.add_get("/", public.index)
     # Ids have no dot, so `/alerts/{id}.cap` is never taken for a page.
-    app.router.add_get("/alerts/{id:[A-Za-z0-9_-]+}", public.alert)
+    app.router.add_get("/alerts/{id:" + ALERT_ID + "}", public.alert)
     app.router.add_get("/v1/stream", public.stream)
     app.router.add_static("/static/", STATIC)
 

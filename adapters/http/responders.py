@@ -39,6 +39,7 @@ from pydantic_core import to_json
 from adapters.http.access import client_of, route_name
 from adapters.http.errors import json_error, json_object_body, json_response
 from adapters.http.signing import Signer
+from adapters.http.views import ALERT_ID
 from broadcaster.auth import require_role
 from broadcaster.errors import (
     AuthError,
@@ -60,8 +61,9 @@ MAX_ANSWER = 1600
 MAX_CLUSTER = 10**18 - 1
 _OFFSET_SPACE = re.compile(r" (\d{2}(?::?\d{2})?)$")
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-# An alert id as CAP allows them (no space, comma, "<" or "&"), of a sane length.
-_ALERT_ID = re.compile(r"^[^\s,<&]{1,256}$")
+# An alert id as the store makes them (`new_id`; the public /alerts/{id} route and tips take
+# the same alphabet). No control character reaches the store (PostgreSQL refuses NUL: 503).
+_ALERT_ID = re.compile(ALERT_ID)
 KEEPALIVE = b": keep-alive\n\n"
 RETRY = b"retry: 2000\n\n"
 FRAME_CACHE_SIZE = 4096
@@ -111,12 +113,12 @@ def parse_filters(query: Any) -> dict[str, Any]:
     filters["cluster"] = _int(query, "cluster", None, 0, MAX_CLUSTER)
     alert = query.get("alert") or ""
     if alert:
-        if not _ALERT_ID.match(alert):
+        if not _ALERT_ID.fullmatch(alert):
             raise IntakeError("alert must be an alert id", code="bad_query")
         filters["alert"] = alert
     category = (query.get("category") or "").strip().lower()
     if category:
-        if not _CATEGORY.match(category):
+        if not _CATEGORY.fullmatch(category):
             raise IntakeError("category must be a category name", code="bad_query")
         filters["category"] = category
     state = (query.get("state") or "").strip().lower()
@@ -220,7 +222,8 @@ class ResponderApi:
             "replies": [reply_view(r, n) for r, n in await desk.with_counts(rows)]
         }
         if after is None and len(rows) == limit:
-            params = {k: v for k, v in query.items() if k not in ("before", "after")}
+            # The first of a repeated parameter, as parse_filters reads it.
+            params = {k: query[k] for k in query if k not in ("before", "after")}
             params["before"] = str(rows[-1].id)
             body["next"] = str(request.rel_url.with_query(params))
         return json_response(body)

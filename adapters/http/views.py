@@ -9,6 +9,12 @@ from alerts.requests import request_form
 from broadcaster.planner import is_live
 from broadcaster.ports import AlertEventKind, DeliveryRecord, StoredAlert
 
+# What an alert id looks like (`broadcaster.intake.new_id` makes 32 hex digits). Routes take
+# only this in `{id}`, so anything else is a 404 before any store is asked: PostgreSQL would
+# refuse a NUL, and no stored alert has another form.
+ALERT_ID = r"[A-Za-z0-9_-]{1,64}"
+ALERT_ROUTE = "/v1/alerts/{id:" + ALERT_ID + "}"
+
 
 def alert_view(stored: StoredAlert, base_url: str) -> dict[str, Any]:
     """An alert with its bookkeeping: id, state, where it came from, and links."""

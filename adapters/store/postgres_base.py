@@ -6,8 +6,9 @@ Contract:
   flag) and `_check_open`; each per-concern mixin (`postgres_alerts`, `postgres_deliveries`,
   `postgres_replies`, `postgres_directory`) subclasses it, so each is type-checked against
   the attributes it really uses, and none reaches for another's.
-- `translated` is the one place driver exceptions become `StoreError`; `DRIVER_ERRORS`
-  are the exceptions it translates (also those a lost LISTEN connection raises).
+- `translated` is the one place driver exceptions become `StoreError` (or `UnstorableText`
+  for a character PostgreSQL cannot hold, which is bad input); `DRIVER_ERRORS` are the
+  exceptions it translates (also those a lost LISTEN connection raises).
 - `append_audit_in_transaction` appends to the audit log inside the caller's transaction,
   after the audit lock: an approval, a reply state change, a purge and a token revocation
   each write their audit row in the same transaction as the change it records.
@@ -26,7 +27,7 @@ import asyncpg
 
 from adapters.store import responders_sql, schema
 from broadcaster.audit import AuditEntry, AuditRecord
-from broadcaster.errors import StoreError
+from broadcaster.errors import StoreError, UnstorableText
 
 # InternalClientError: asyncpg resetting a connection the server dropped mid-query (seen when
 # PostgreSQL restarts under load, tests/chaos/test_postgres_restart.py); untranslated, it
@@ -39,6 +40,13 @@ DRIVER_ERRORS = (
     TimeoutError,
 )
 
+# PostgreSQL's text and jsonb cannot hold U+0000 ("invalid byte sequence for encoding UTF8:
+# 0x00", "unsupported Unicode escape sequence").
+UNSTORABLE = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+
 
 @contextmanager
 def translated(action: str, *, connecting: bool = False) -> Iterator[None]:
@@ -48,6 +56,10 @@ def translated(action: str, *, connecting: bool = False) -> Iterator[None]:
     errors = (*DRIVER_ERRORS, ValueError) if connecting else DRIVER_ERRORS
     try:
         yield
+    except UNSTORABLE as exc:
+        # Input the database cannot hold (a NUL in text or JSON): bad input, not an outage
+        # (a StoreError would be answered 503 and retried for ever).
+        raise UnstorableText(f"the text holds a character that cannot be stored: {exc}") from exc
     except errors as exc:
         raise StoreError(f"postgres {action} failed: {exc}") from exc
 

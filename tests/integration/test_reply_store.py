@@ -145,6 +145,11 @@ async def test_list_replies_by_the_alert_they_answer(store: Store) -> None:
     assert [r.id for r in paged] == [ids[2], ids[0]]
     assert [r.id for r in await store.list_replies(limit=10, alert=second.id)] == [ids[1]]
     assert await store.list_replies(limit=10, alert=second.id, category="suspect") == []
+    hazard = await store.list_replies(limit=10, alert=second.id, category="hazard")
+    assert [r.id for r in hazard] == [ids[1]]  # not ids[3], a hazard answering no alert
+    assert await store.list_replies(limit=10, alert=first.id, category="hazard") == []
+    tail = await store.list_replies(limit=10, alert=first.id, after_id=ids[0])
+    assert [r.id for r in tail] == [ids[2], ids[4]]
     assert await store.list_replies(limit=10, alert="no-such-alert") == []
 
 

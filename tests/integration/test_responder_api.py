@@ -248,8 +248,9 @@ async def test_near_duplicates_share_a_cluster_and_count(app: RunningService) ->
 
 
 async def test_replies_to_one_alert(app: RunningService) -> None:
-    """`?alert=` lists the replies linked to that alert (with the other filters); an alert id
-    CAP would refuse is a 400."""
+    """`?alert=` lists the replies linked to that alert (with the other filters, and on the
+    `next` page); anything not made like an alert id (NUL, newline, quote, too long ...) is a
+    400."""
     alert = await post_alert(app, "Gas leak on Market St")
     answer = await tip(app, "Strong smell of gas by the bank", alert_id=alert["id"])
     await tip(app, "Smoke over the A6")  # answers no alert
@@ -258,6 +259,13 @@ async def test_replies_to_one_alert(app: RunningService) -> None:
     assert body["replies"][0]["alert_id"] == alert["id"]
     _, body = await get(app, f"/v1/replies?alert={alert['id']}&category=suspect")
     assert body["replies"] == []
-    for bad in ("a b", "a,b", "<x>", "x" * 257):
+    _, body = await get(app, f"/v1/replies?alert={alert['id']}&category=hazard")
+    assert [r["id"] for r in body["replies"]] == [answer]  # not the smoke, a hazard too
+    second = await tip(app, "Gas again by the bank", alert_id=alert["id"])
+    _, body = await get(app, f"/v1/replies?alert={alert['id']}&alert=other&limit=1")
+    assert [r["id"] for r in body["replies"]] == [second]
+    _, body = await get(app, body["next"])
+    assert [r["id"] for r in body["replies"]] == [answer]
+    for bad in ("a b", "a,b", "<x>", "x" * 65, "\x00", "a\n", 'a"b', "\u00e9"):
         status, body = await get(app, "/v1/replies?" + urlencode({"alert": bad}))
         assert (status, body["error"]) == (400, "bad_query"), bad

@@ -14,7 +14,8 @@ from alerts.models import RESPONSE_PARAMETER
 from alerts.requests import AlertRequest
 from alerts.sms import render_sms
 from alerts.tweet import render_posts
-from broadcaster.replies import classify_nothing, poll_choice
+from broadcaster.ports import Reply, ReplySource
+from broadcaster.replies import classify_nothing, poll_choice, storable
 from broadcaster.sms_inbox import Keyword, normalise_area, parse_sms
 
 OPTIONS = (("1", "SAFE"), ("2", "NEED HELP"))
@@ -159,3 +160,21 @@ def test_entities_are_made_json_able() -> None:
         "tags": ["a", "b"],
         "n": 1,
     }
+
+
+def test_a_reply_is_made_storable_without_losing_anything_else() -> None:
+    """Every NUL in a reply's text fields becomes U+FFFD; other fields and a reply without
+    one are left exactly as they were."""
+    received = datetime(2026, 12, 3, tzinfo=UTC)
+    clean = Reply(ReplySource.WEB, "w1", "Smoke by the mill", received, lat=53.4, lon=-2.2)
+    assert storable(clean) is clean
+    dirty = Reply(
+        ReplySource.MQTT, "m\x001", "Smoke\x00 by\x00 the mill", received, sender="x\x00", lat=1.0
+    )
+    fixed = storable(dirty)
+    assert (fixed.external_id, fixed.text, fixed.sender) == (
+        "m\ufffd1",
+        "Smoke\ufffd by\ufffd the mill",
+        "x\ufffd",
+    )
+    assert (fixed.source, fixed.received_at, fixed.lat) == (ReplySource.MQTT, received, 1.0)
