@@ -12,12 +12,15 @@ Regression tests for the 5xx the fuzzer found are at the end.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import requests
 import schemathesis
@@ -28,6 +31,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from broadcaster.ports import Role
 from tests.conftest import RunningService, start_service
+from tests.integration.conftest import POSTGRES_DSN_ENV
 
 STREAMS = {"/v1/stream", "/v1/replies/stream"}
 EXAMPLES = {"admin": 6, "issuer": 3, "invalid": 2, "none": 2}
@@ -42,32 +46,60 @@ ALERT = {
 
 
 class LiveService:
-    """The service on its own event loop in a thread, so synchronous clients can call it."""
+    """The service on its own event loop in a thread, so synchronous clients can call it; on
+    SQLite, or on a fresh PostgreSQL schema (`dsn`): PostgreSQL refuses what SQLite takes
+    (a NUL in text was a 503 there; tests/integration/test_unstorable_text.py)."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, dsn: str | None = None) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
+        self._dsn = dsn
+        self._schema = f"fuzz_{secrets.token_hex(6)}"
+        database = {"url": f"sqlite:///{tmp_path / 'broadcaster.db'}"}
+        if dsn is not None:
+            self._run(self._admin(f"CREATE SCHEMA {self._schema}"))
+            database = {"url": f"{dsn}?search_path={self._schema}"}
         self._gen: AsyncIterator[RunningService] = start_service(
             tmp_path,
+            database=database,
             http={"port": 0, "auth_failures_per_minute": 100_000, "tips_burst": 10_000},
             approval={"two_person_severities": ["Extreme"]},
         )
         self.app = self._run(self._gen.__anext__())
+
+    async def _admin(self, sql: str) -> None:
+        assert self._dsn is not None
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
 
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)
 
     def close(self) -> None:
         self._run(self._gen.aclose())
+        if self._dsn is not None:
+            self._run(self._admin(f"DROP SCHEMA IF EXISTS {self._schema} CASCADE"))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    service = LiveService(tmp_path_factory.mktemp("fuzz"))
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveService]:
+    dsn = None
+    if request.param == "postgres":
+        dsn = os.environ.get(POSTGRES_DSN_ENV)
+        if not dsn:
+            pytest.skip(f"{POSTGRES_DSN_ENV} not set: PostgreSQL store tests need a database")
+    service = LiveService(tmp_path_factory.mktemp("fuzz"), dsn)
     try:
         app = service.app
         # Something to find: a sent alert, one waiting for approval, a tip, a subscriber.
