@@ -5,7 +5,8 @@ online backup API, while the service runs; PostgreSQL is refused with a pointer 
 Here: the copy is made, its rows per table printed, and the backup recorded in the live
 database's audit log (`database.backup`, actor `cli`, with the file's name, size and
 counts), so records management can see when copies of personal data were taken and where.
-The audit row is written after the copy, so the copy does not hold it.
+The audit row is written after the copy, so the copy does not hold it; a copy whose audit
+row cannot be written is removed.
 """
 
 from __future__ import annotations
@@ -48,18 +49,24 @@ async def run_backup(
     backup: Backup,
     open_store: Callable[[str], Awaitable[Store]],
 ) -> BackupReport:
-    """Copy, then audit the copy in the live database."""
-    report = await backup(settings.database.url, dest)
+    """Copy, then audit the copy in the live database. The store is opened first, so a
+    database this process may not write fails before any copy exists; a copy whose audit
+    row cannot be written is removed (no copy of personal data goes unrecorded)."""
     store = await open_store(settings.database.url)
     try:
-        await audit_record(
-            store,
-            "cli",
-            "database.backup",
-            file=str(report.path),
-            size_bytes=report.size_bytes,
-            **{f"rows_{name}": count for name, count in report.rows.items()},
-        )
+        report = await backup(settings.database.url, dest)
+        try:
+            await audit_record(
+                store,
+                "cli",
+                "database.backup",
+                file=str(report.path),
+                size_bytes=report.size_bytes,
+                **{f"rows_{name}": count for name, count in report.rows.items()},
+            )
+        except BaseException:
+            report.path.unlink(missing_ok=True)
+            raise
     finally:
         await store.close()
     return report

@@ -19,9 +19,9 @@ Contract of `ReplyService.ingest(reply)`:
   (by received_at) wins.
 - Clusters: with a clusterer, a near-duplicate of an earlier reply is stored in its cluster
   (`broadcaster.clusters`).
-- Storable: a NUL (U+0000) in any text of the reply is stored as U+FFFD. PostgreSQL cannot
-  hold one, and a report is never refused over an invisible character; both stores then
-  hold the same reply.
+- Storable: a NUL (U+0000) or a lone surrogate in any text of the reply is stored as U+FFFD
+  (`broadcaster.storable`). PostgreSQL cannot hold one, and a report is never refused over an
+  invisible character; both stores then hold the same reply.
 - Metrics: `broadcaster_replies_total{source, category}` per stored reply and category
   ("none" without one); `broadcaster_triage_duration_seconds`.
 """
@@ -48,6 +48,7 @@ from broadcaster.ports import (
     Triage,
     TriageResult,
 )
+from broadcaster.storable import storable_text
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,15 @@ _TRAILING_PUNCTUATION = " \t\r\n.!,;:"
 
 
 def storable(reply: Reply) -> Reply:
-    """`reply` with every U+0000 in its text fields as U+FFFD (see the module docstring)."""
+    """`reply` with its text fields as `storable_text` makes them (see the module
+    docstring)."""
     changes: dict[str, Any] = {}
     for f in fields(reply):
         value = getattr(reply, f.name)
-        if isinstance(value, str) and "\x00" in value:
-            changes[f.name] = value.replace("\x00", "\ufffd")
+        if isinstance(value, str):
+            cleaned = storable_text(value)
+            if cleaned is not value:
+                changes[f.name] = cleaned
     return replace(reply, **changes) if changes else reply
 
 

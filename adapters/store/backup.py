@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 from broadcaster.cli_backup import BackupReport
@@ -48,10 +50,27 @@ async def backup_database(url: str, dest: Path) -> BackupReport:
     """Copy the database at `url` to `dest` (see the module docstring)."""
     source = source_path(url)
     # sqlite3 and file checks block: they run in a thread, never stalling a caller's loop.
-    return await asyncio.to_thread(_copy, source, dest)
+    # A thread cannot be stopped: on cancellation (Ctrl-C) it is told to drop the copy
+    # instead of publishing it, and waited for, so no unaudited copy is left behind.
+    cancelled = threading.Event()
+    copying = asyncio.ensure_future(asyncio.to_thread(_copy, source, dest, cancelled))
+    try:
+        return await asyncio.shield(copying)
+    except asyncio.CancelledError:
+        cancelled.set()
+        with contextlib.suppress(Exception):
+            await copying
+        raise
 
 
-def _copy(source: Path, dest: Path) -> BackupReport:
+def _copy(source: Path, dest: Path, cancelled: threading.Event) -> BackupReport:
+    try:
+        return _copy_checked(source, dest, cancelled)
+    except OSError as exc:  # a folder we may not read, a full disk ...: a runtime failure
+        raise StoreError(f"backup to {dest} failed: {exc}") from exc
+
+
+def _copy_checked(source: Path, dest: Path, cancelled: threading.Event) -> BackupReport:
     if not source.is_file():
         raise ConfigError("database.url", f"no database file at {source}")
     if dest.exists():
@@ -78,7 +97,9 @@ def _copy(source: Path, dest: Path) -> BackupReport:
                 for name in COUNTED
                 if name in tables
             }
-        os.link(partial, dest)  # unlike rename, never replaces a file that appeared meanwhile
+        if cancelled.is_set():
+            raise StoreError("backup cancelled; no copy was kept")
+        _publish(partial, dest)
     except FileExistsError:
         raise ConfigError("DEST", f"{dest} exists; a backup never overwrites a file") from None
     except sqlite3.Error as exc:
@@ -86,3 +107,26 @@ def _copy(source: Path, dest: Path) -> BackupReport:
     finally:
         partial.unlink(missing_ok=True)
     return BackupReport(dest.resolve(), dest.stat().st_size, rows)
+
+
+def _publish(partial: Path, dest: Path) -> None:
+    """Make the finished copy `dest`, never replacing a file that appeared meanwhile: a hard
+    link where the filesystem has them, else an exclusive create and a byte copy (FAT or SMB
+    backup drives), synced before it counts."""
+    try:
+        os.link(partial, dest)
+        return
+    except FileExistsError:
+        raise
+    except OSError:
+        pass  # no hard links here
+    try:
+        with open(dest, "xb") as target, open(partial, "rb") as copy:
+            shutil.copyfileobj(copy, target, 1 << 20)
+            target.flush()
+            os.fsync(target.fileno())
+    except FileExistsError:
+        raise
+    except BaseException:
+        dest.unlink(missing_ok=True)  # ours (made with "x"): never a partial dest
+        raise

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from alerts.models import Alert
 from broadcaster.audit import AuditEntry
+from broadcaster.storable import storable_text
 
 
 class AlertState(StrEnum):
@@ -167,6 +168,15 @@ class DeliveryOutcome:
     provider_ref: str | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # A provider's answer (its error text, its id for the message) is outside input: one
+        # character PostgreSQL cannot store would stop the whole batch of outcomes being
+        # recorded, and every delivery in it would be claimed and sent again.
+        for name in ("provider_ref", "error"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, storable_text(value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from adapters.main import main
-from adapters.store import open_store
+from adapters.store import backup, open_store
 from broadcaster.audit import verify_log
+from broadcaster.cli_backup import run_backup
+from broadcaster.config import load_settings
+from broadcaster.errors import ConfigError, StoreError
 from tests.conftest import RunningService
 from tests.support.public_web import post_alert
 
@@ -102,3 +107,75 @@ def test_postgresql_an_existing_file_and_a_missing_folder_are_refused(
         assert main(["backup", "--config", str(conf), str(dest)]) == 2
         assert says in capsys.readouterr().err
     assert existing.read_bytes() == b"an older backup"
+
+
+def test_a_cancelled_backup_keeps_no_copy(tmp_path: Path) -> None:
+    """A backup told to stop (Ctrl-C) after copying publishes nothing: no DEST, no partial
+    file beside it."""
+    live = tmp_path / "live.db"
+    assert (
+        main(
+            [
+                "token",
+                "create",
+                "--role",
+                "admin",
+                "--name",
+                "a",
+                "--config",
+                str(config(tmp_path, f"sqlite:///{live}")),
+            ]
+        )
+        == 0
+    )
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(StoreError, match="cancelled"):
+        backup._copy(live, tmp_path / "copy.db", stop)
+    assert [p.name for p in tmp_path.iterdir() if "copy.db" in p.name] == []
+
+
+def test_without_hard_links_the_copy_is_still_never_an_overwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem without hard links (FAT, SMB) the finished copy is written to DEST by
+    an exclusive create; an existing DEST is still refused."""
+    live = tmp_path / "live.db"
+    settings = config(tmp_path, f"sqlite:///{live}")
+    assert (
+        main(["token", "create", "--role", "admin", "--name", "a", "--config", str(settings)]) == 0
+    )
+
+    def no_links(*_: object) -> None:
+        raise PermissionError("operation not permitted")
+
+    monkeypatch.setattr(backup.os, "link", no_links)
+    report = backup._copy(live, tmp_path / "copy.db", threading.Event())
+    assert report.rows["audit_log"] >= 1
+    assert report.path.stat().st_size == report.size_bytes
+    with pytest.raises(ConfigError, match="never overwrites"):
+        backup._copy(live, tmp_path / "copy.db", threading.Event())
+
+
+async def test_a_copy_whose_audit_row_cannot_be_written_is_removed(tmp_path: Path) -> None:
+    """If the live database refuses the audit row, the copy is deleted: no copy of personal
+    data goes unrecorded."""
+    live = tmp_path / "live.db"
+    store = await open_store(f"sqlite:///{live}")
+    await store.close()
+
+    class RefusingStore:
+        async def append_audit(self, *_: object) -> object:
+            raise StoreError("attempt to write a readonly database")
+
+        async def close(self) -> None:
+            return None
+
+    async def open_refusing(_: str) -> Any:
+        return RefusingStore()
+
+    settings = load_settings(None, database={"url": f"sqlite:///{live}"})
+    dest = tmp_path / "copy.db"
+    with pytest.raises(StoreError):
+        await run_backup(settings, dest, backup.backup_database, open_refusing)
+    assert not dest.exists()

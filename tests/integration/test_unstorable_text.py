@@ -1,6 +1,7 @@
-"""A NUL (U+0000) from outside never turns into a 5xx or a retry loop on PostgreSQL, which
-cannot store one: replies keep it as U+FFFD, alert ids that no alert can have are 404, and
-anything else the database refuses for its characters is bad input (422), not an outage."""
+"""A NUL (U+0000) or a lone surrogate from outside never turns into a 5xx or a retry loop on
+PostgreSQL, which cannot store one: replies and providers' answers keep it as U+FFFD, alert
+ids that no alert can have are 404, and anything else the database refuses for its
+characters is bad input (422), not an outage."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 
 from adapters.store.postgres import PostgresStore
 from broadcaster.errors import StoreError, UnstorableText
-from broadcaster.ports import NewReply, Role
+from broadcaster.ports import DeliveryState, NewReply, Role
 from tests.conftest import start_service
 from tests.integration.conftest import postgres_schema
 from tests.integration.test_reply_store import reply
+from tests.support.outbox import LEASE, T0, make_new, outcome, plan, records
 
 
 async def test_the_public_and_the_api_on_postgresql(tmp_path: Path) -> None:
@@ -61,5 +63,34 @@ async def test_the_store_calls_a_nul_bad_input_not_an_outage() -> None:
             assert not isinstance(refused.value, StoreError)
             assert refused.value.status == 422
             assert await store.list_replies(limit=10) == []
+        finally:
+            await store.close()
+
+
+async def test_a_providers_answer_with_a_nul_is_recorded_with_the_rest() -> None:
+    """Outcomes whose provider error or message id holds a NUL or a lone surrogate (from a
+    provider's JSON) are recorded in one batch with the others: none stays `sending` to be
+    claimed and sent again."""
+    async with postgres_schema() as (dsn, schema_name, _admin):
+        store = await PostgresStore.open(dsn, schema=schema_name, max_size=2)
+        try:
+            await store.migrate()
+            new = make_new(
+                deliveries=plan("sms", "+447700900001", "+447700900002", "+447700900003")
+            )
+            await store.insert_alert(new)
+            claimed = await store.claim_deliveries("sms", limit=10, now=T0, lease_until=LEASE)
+            first, second, third = claimed
+            await store.finish_deliveries(
+                [
+                    outcome(first, DeliveryState.FAILED, error="21211: bad number \x00"),
+                    outcome(second, DeliveryState.SENT, provider_ref="SM\ud800"),
+                    outcome(third, DeliveryState.SENT, provider_ref="SM3"),
+                ]
+            )
+            done = await records(store, new.id)
+            assert {r.state for r in done.values()} == {DeliveryState.FAILED, DeliveryState.SENT}
+            assert done["+447700900001"].last_error == "21211: bad number \ufffd"
+            assert done["+447700900002"].provider_ref == "SM\ufffd"
         finally:
             await store.close()

@@ -163,13 +163,13 @@ def test_entities_are_made_json_able() -> None:
 
 
 def test_a_reply_is_made_storable_without_losing_anything_else() -> None:
-    """Every NUL in a reply's text fields becomes U+FFFD; other fields and a reply without
-    one are left exactly as they were."""
+    """Every NUL and lone surrogate in a reply's text fields becomes U+FFFD; other fields
+    and a reply without one are left exactly as they were."""
     received = datetime(2026, 12, 3, tzinfo=UTC)
     clean = Reply(ReplySource.WEB, "w1", "Smoke by the mill", received, lat=53.4, lon=-2.2)
     assert storable(clean) is clean
     dirty = Reply(
-        ReplySource.MQTT, "m\x001", "Smoke\x00 by\x00 the mill", received, sender="x\x00", lat=1.0
+        ReplySource.MQTT, "m\x001", "Smoke\x00 by\ud800 the mill", received, sender="x\x00", lat=1.0
     )
     fixed = storable(dirty)
     assert (fixed.external_id, fixed.text, fixed.sender) == (
