@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -184,6 +185,9 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             settings = load_settings(args.config)
             if wiring.backup is None:
                 raise ConfigError("backup", "this build cannot copy its database")
+            # Stopped by a service manager (SIGTERM) as by Ctrl-C: the copy is dropped, not
+            # left half-made beside DEST.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             report = wiring.run(
                 run_backup(settings, Path(args.dest), wiring.backup, wiring.open_store)
             )
