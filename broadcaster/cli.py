@@ -187,10 +187,13 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
                 raise ConfigError("backup", "this build cannot copy its database")
             # Stopped by a service manager (SIGTERM) as by Ctrl-C: the copy is dropped, not
             # left half-made beside DEST.
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-            report = wiring.run(
-                run_backup(settings, Path(args.dest), wiring.backup, wiring.open_store)
-            )
+            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+            try:
+                report = wiring.run(
+                    run_backup(settings, Path(args.dest), wiring.backup, wiring.open_store)
+                )
+            finally:
+                signal.signal(signal.SIGTERM, previous)
             print(describe(report))
     except ConfigError as exc:
         print(f"broadcaster: {exc}", file=sys.stderr)
