@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,13 @@ from typing import Any
 
 from broadcaster.audit import Verification, audit_pages, export_line, verify_log
 from broadcaster.audit import record as audit_record
-from broadcaster.cli_backup import Backup, add_backup_parser, describe, run_backup
+from broadcaster.cli_backup import (
+    Backup,
+    add_backup_parser,
+    check_backup,
+    describe,
+    run_backup,
+)
 from broadcaster.cli_demo import demo_settings, serve_demo
 from broadcaster.cli_tokens import token_command
 from broadcaster.config import Settings, load_settings
@@ -185,15 +192,19 @@ def main(argv: Sequence[str] | None, wiring: Wiring) -> int:
             settings = load_settings(args.config)
             if wiring.backup is None:
                 raise ConfigError("backup", "this build cannot copy its database")
+            dest = Path(args.dest)
+            check_backup(settings, dest)  # before any store is opened (or migrated)
             # Stopped by a service manager (SIGTERM) as by Ctrl-C: the copy is dropped, not
-            # left half-made beside DEST.
-            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+            # left half-made beside DEST. Only the main thread may set a handler.
+            main_thread = threading.current_thread() is threading.main_thread()
+            previous = (
+                signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
+            )
             try:
-                report = wiring.run(
-                    run_backup(settings, Path(args.dest), wiring.backup, wiring.open_store)
-                )
+                report = wiring.run(run_backup(settings, dest, wiring.backup, wiring.open_store))
             finally:
-                signal.signal(signal.SIGTERM, previous)
+                if main_thread:
+                    signal.signal(signal.SIGTERM, previous)
             print(describe(report))
     except ConfigError as exc:
         print(f"broadcaster: {exc}", file=sys.stderr)

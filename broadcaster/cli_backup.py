@@ -18,6 +18,7 @@ from pathlib import Path
 
 from broadcaster.audit import record as audit_record
 from broadcaster.config import Settings
+from broadcaster.errors import ConfigError
 from broadcaster.ports import Store
 
 
@@ -41,6 +42,22 @@ def add_backup_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     backup.add_argument("dest", help="the file to write; it must not exist")
     backup.add_argument("--config", required=True, help="TOML configuration file")
+
+
+def check_backup(settings: Settings, dest: Path) -> None:
+    """ConfigError for what no backup can do, before anything is opened: a PostgreSQL
+    database (opening it would migrate it only to refuse), an existing DEST, a missing
+    folder. The edge checks again when it copies (a file may appear meanwhile)."""
+    url = settings.database.url
+    if url.split(":", 1)[0].lower() in ("postgresql", "postgres"):
+        raise ConfigError(
+            "database.url",
+            "backup copies SQLite databases; for PostgreSQL use pg_dump (see README, Backups)",
+        )
+    if dest.exists():
+        raise ConfigError("DEST", f"{dest} exists; a backup never overwrites a file")
+    if not dest.parent.is_dir():
+        raise ConfigError("DEST", f"no folder {dest.parent}")
 
 
 async def run_backup(

@@ -223,6 +223,7 @@ class Dashboard:
             "grouped": grouped,
             "cluster": filters["cluster"],
             "alert_filter": filters["alert"],
+            "since": filters["since"].isoformat() if filters["since"] else "",
             "alert_filter_title": alert_title(alerts[filters["alert"]])
             if filters["alert"] in alerts
             else None,

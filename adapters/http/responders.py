@@ -62,7 +62,7 @@ MAX_CLUSTER = 10**18 - 1
 _OFFSET_SPACE = re.compile(r" (\d{2}(?::?\d{2})?)$")
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 # An alert id as the store makes them (`new_id`; the public /alerts/{id} route and tips take
-# the same alphabet). No control character reaches the store (PostgreSQL refuses NUL: 503).
+# the same alphabet). No control character reaches the store (PostgreSQL cannot hold a NUL).
 _ALERT_ID = re.compile(ALERT_ID)
 KEEPALIVE = b": keep-alive\n\n"
 RETRY = b"retry: 2000\n\n"

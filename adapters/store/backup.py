@@ -59,7 +59,9 @@ async def backup_database(url: str, dest: Path) -> BackupReport:
     except asyncio.CancelledError:
         cancelled.set()
         with contextlib.suppress(Exception):
-            await copying
+            # Stopped after the thread's last check: the copy exists but is not audited.
+            finished = await copying
+            finished.path.unlink(missing_ok=True)
         raise
 
 

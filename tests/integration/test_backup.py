@@ -83,8 +83,9 @@ async def test_a_backup_taken_under_load_is_whole_and_audited(
 def test_postgresql_an_existing_file_and_a_missing_folder_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """PostgreSQL points to pg_dump; an existing destination is never overwritten; a folder
-    that does not exist is named: each exit 2 with one line on stderr."""
+    """PostgreSQL points to pg_dump without being connected to (nothing listens at its
+    port); an existing destination is never overwritten; a folder that does not exist is
+    named: each exit 2 with one line on stderr."""
     live = tmp_path / "live.db"
     settings = config(tmp_path, f"sqlite:///{live}")
     assert (
@@ -95,7 +96,7 @@ def test_postgresql_an_existing_file_and_a_missing_folder_are_refused(
     (tmp_path / "pg").mkdir()
     cases = [
         (
-            config(tmp_path / "pg", "postgresql://postgres@127.0.0.1/test"),
+            config(tmp_path / "pg", "postgresql://postgres@127.0.0.1:1/test"),
             tmp_path / "x.db",
             "pg_dump",
         ),
@@ -110,8 +111,8 @@ def test_postgresql_an_existing_file_and_a_missing_folder_are_refused(
 
 
 def test_a_cancelled_backup_keeps_no_copy(tmp_path: Path) -> None:
-    """A backup told to stop (Ctrl-C) after copying publishes nothing: no DEST, no partial
-    file beside it."""
+    """The copying thread, once told to stop (what Ctrl-C and SIGTERM do) by the time it
+    has copied, publishes nothing: no DEST, no partial file beside it."""
     live = tmp_path / "live.db"
     assert (
         main(
