@@ -15,7 +15,7 @@ Contract:
   ("x12"), state with who and when, acknowledge / escalate / dismiss buttons (a note is
   optional), and, for SMS and X replies, a form to answer the sender. Near-duplicates show
   once (the newest listed, with the count) unless `similar=each`; `?cluster=` lists one
-  cluster. A page holds `LIST_LIMIT` items; `?before=` pages back (`desk_pages.page_of`:
+  cluster. A page holds `LIST_LIMIT` items; `?before=` pages back (`desk_pages.read_page`:
   every reply reachable, paging always ends). On a grouped report, "also the other similar
   reports" applies the action to the cluster's older reports that are still new
   (`ResponderDesk.act_on_similar`). `?fragment=list` is the list alone (what the script
